@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs what fixline needs and is missing; safe to run again.
+#   scripts/setup.sh            runtime needs (ONNX Runtime library)
+#   scripts/setup.sh --test     plus the test peers (PostgreSQL server)
+# Debian packages come from apt, the ONNX Runtime shared library from the official
+# Python wheel (PyPI) into .deps/ (git-ignored). Nothing else is downloaded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ONNXRUNTIME_VERSION=1.31.1   # matches ort 2.0.0-rc.15 (api-31); keep in step with Cargo.toml
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+apt_updated=0
+need_deb() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "setup: installing Debian packages: ${missing[*]}"
+  if [ $apt_updated -eq 0 ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo (Rust 1.85 or newer) is required; install it with rustup" >&2
+  exit 1
+fi
+
+need_deb ca-certificates gcc pkg-config python3 python3-pip
+if [ $want_test -eq 1 ]; then
+  need_deb postgresql iproute2 util-linux
+fi
+
+# ONNX Runtime from the official wheel (the ort crate loads it at run time).
+ort_dir=.deps/onnxruntime-$ONNXRUNTIME_VERSION
+if [ ! -f "$ort_dir/lib/libonnxruntime.so" ]; then
+  echo "setup: fetching ONNX Runtime $ONNXRUNTIME_VERSION from its Python wheel"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" \
+    --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --python-version 3.11 "onnxruntime==$ONNXRUNTIME_VERSION"
+  mkdir -p "$ort_dir/lib"
+  python3 - "$tmp" "$ort_dir/lib" <<'PY'
+import glob, os, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "onnxruntime-*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        base = os.path.basename(name)
+        if base.startswith("libonnxruntime.so"):
+            with open(os.path.join(sys.argv[2], base), "wb") as f:
+                f.write(z.read(name))
+PY
+  so=$(ls "$ort_dir"/lib/libonnxruntime.so.* | head -n 1)
+  ln -sf "$(basename "$so")" "$ort_dir/lib/libonnxruntime.so"
+  rm -rf "$tmp"
+  trap - EXIT
+fi
+ln -sfn "onnxruntime-$ONNXRUNTIME_VERSION" .deps/onnxruntime
+echo "setup: ok (ONNX Runtime at .deps/onnxruntime/lib)"

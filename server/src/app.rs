@@ -1,0 +1,159 @@
+//! The composition root: open the store, load the token key, bootstrap the first admin
+//! (and the demo data when asked), build the router and serve until told to stop, then
+//! drain in-flight requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::rate_limit::LoginLimiter;
+use crate::auth::repo::{self, NewUser};
+use crate::auth::tokens::TokenKey;
+use crate::auth::{password, Role};
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::store::Db;
+use crate::work_orders::evidence::BlobStore;
+
+/// Credentials created at start-up, shown once.
+#[derive(Debug, Default)]
+pub struct Bootstrap {
+    /// (user name, password) of the admin created on first start.
+    pub admin: Option<(String, String)>,
+    /// (user name, role, password) of the demo accounts created on first start.
+    pub demo_users: Vec<(String, Role, String)>,
+}
+
+/// Builds the shared state: data directory, database (migrated), key, blob store.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let url = config.effective_database_url();
+    let db = Db::open(&url).await.with_context(|| format!("cannot open the database ({})", redact_url(&url)))?;
+    let key = TokenKey::load_or_create(&config.data_dir.join("token.key")).context("cannot load the token key")?;
+    let blobs = BlobStore::new(&config.data_dir).context("cannot create the evidence directory")?;
+    Ok(AppState {
+        db,
+        login_limiter: Arc::new(LoginLimiter::new(config.auth.login_attempts_per_minute)),
+        config: Arc::new(config),
+        key,
+        blobs,
+        metrics: Arc::default(),
+    })
+}
+
+/// Hides the password of a database URL for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***@{}", &url[..s], &url[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Creates the first admin when there are no users, and the demo data when configured.
+pub async fn bootstrap(state: &AppState) -> anyhow::Result<Bootstrap> {
+    let mut out = Bootstrap::default();
+    if repo::count_users(&state.db).await? == 0 {
+        let pw = password::generate(20);
+        let hash = password::hash(&pw).map_err(anyhow::Error::msg)?;
+        repo::insert_user(
+            &state.db,
+            NewUser { username: "admin", display_name: "Administrator", role: Role::Admin, customer_id: None, locale: "en", password_hash: hash },
+        )
+        .await?;
+        out.admin = Some(("admin".into(), pw));
+    }
+    if state.config.demo_data {
+        out.demo_users = crate::demo::seed(state).await?;
+    }
+    Ok(out)
+}
+
+/// A server running in this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub bootstrap: Bootstrap,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes in-flight requests, closes the database.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.context("server task panicked")??;
+        self.state.db.close().await;
+        Ok(())
+    }
+
+    /// Waits until the server ends (after [`Running::stop`] from elsewhere or an error).
+    pub async fn wait_for(mut self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::select! {
+            r = &mut self.task => { r.context("server task panicked")??; Ok(()) }
+            _ = signal => self.stop().await,
+        }
+    }
+}
+
+/// Binds, bootstraps and starts serving in a background task.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let mut config = config;
+    config.listen = addr;
+    let state = build_state(config).await?;
+    let bootstrap = bootstrap(&state).await?;
+    let router = http::router(state.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(Running { addr, state, bootstrap, shutdown: Some(tx), task })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(super::redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(super::redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

@@ -1,0 +1,339 @@
+//! The one typed configuration tree.
+//!
+//! Precedence, lowest first: built-in defaults < TOML file (`--config` / `FIXLINE_CONFIG`)
+//! < `FIXLINE_*` environment variables < command-line options. Nested keys map to
+//! environment variables with a double underscore: `auth.access_token_ttl_secs` is
+//! `FIXLINE_AUTH__ACCESS_TOKEN_TTL_SECS`. Every section rejects unknown keys, and every
+//! error names the offending key, so a typo fails at start-up instead of being ignored.
+//! `config/fixline.sample.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::work_orders::sla::SlaPolicy;
+
+/// Errors while loading the configuration. Each message names the key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, evidence files and the token key.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; empty means `sqlite://<data_dir>/fixline.db`.
+    pub database_url: String,
+    /// Base URL users reach the server at; used to build invite links.
+    pub public_url: String,
+    /// Seed the demo data set (customers, assets, staff) into an empty database.
+    pub demo_data: bool,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub sla: SlaPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: String::new(),
+            public_url: String::new(),
+            demo_data: false,
+            log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            sla: SlaPolicy::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info` or `fixline=debug,sqlx=warn`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of an access token. Short on purpose: revocation is also checked per
+    /// request, but a short lifetime bounds what a leaked token can do.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token (rotated on every use).
+    pub refresh_token_ttl_secs: u64,
+    /// Lifetime of a customer invite link.
+    pub invite_ttl_secs: u64,
+    /// Login attempts allowed per client address and per user name per minute.
+    pub login_attempts_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 14 * 24 * 3600,
+            invite_ttl_secs: 24 * 3600,
+            login_attempts_per_minute: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest JSON request body.
+    pub max_json_body_bytes: usize,
+    /// Largest evidence upload (photo, telemetry file, snapshot).
+    pub max_evidence_bytes: usize,
+    /// Largest page a list endpoint returns.
+    pub max_page_size: u32,
+    /// Longest a request may run before it is answered 503.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_json_body_bytes: 256 * 1024,
+            max_evidence_bytes: 20 * 1024 * 1024,
+            max_page_size: 200,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// Command-line and environment overrides for the four top-level options.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub demo_data: Option<bool>,
+}
+
+impl Config {
+    /// Loads defaults < file < environment (`env` is passed in for testability) < overrides.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        // The four options that clap also reads from the environment are applied as
+        // overrides below; everything else is mapped here.
+        const CLI_VARS: [&str; 4] =
+            ["FIXLINE_CONFIG", "FIXLINE_LISTEN", "FIXLINE_DATA_DIR", "FIXLINE_DATABASE_URL"];
+        let env: BTreeMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("FIXLINE_") && !CLI_VARS.contains(&k.as_str()))
+            .filter(|(k, _)| !k.starts_with("FIXLINE_TEST_") && k != "FIXLINE_REQUIRE_POSTGRES")
+            .collect();
+        for (name, value) in env {
+            let path: Vec<String> = name["FIXLINE_".len()..]
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            set_path(&mut table, &path, parse_env_value(&value)).map_err(|message| {
+                ConfigError::Key { key: format!("{} (from {name})", path.join(".")), message }
+            })?;
+        }
+        let mut config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::Key { key, message: e.into_inner().to_string() }
+            })?;
+        if let Some(listen) = &overrides.listen {
+            config.listen = listen.parse().map_err(|e| ConfigError::Key {
+                key: "listen".into(),
+                message: format!("`{listen}` is not a socket address: {e}"),
+            })?;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(url) = &overrides.database_url {
+            config.database_url = url.clone();
+        }
+        if let Some(demo) = overrides.demo_data {
+            config.demo_data = demo;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let key = |k: &str, m: &str| Err(ConfigError::Key { key: k.into(), message: m.into() });
+        if !self.database_url.is_empty()
+            && !self.database_url.starts_with("sqlite:")
+            && !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+        {
+            return key("database_url", "must start with sqlite:, postgres:// or postgresql://");
+        }
+        if self.auth.access_token_ttl_secs == 0 || self.auth.access_token_ttl_secs > 24 * 3600 {
+            return key("auth.access_token_ttl_secs", "must be between 1 and 86400");
+        }
+        if self.auth.refresh_token_ttl_secs < self.auth.access_token_ttl_secs {
+            return key("auth.refresh_token_ttl_secs", "must not be shorter than the access token");
+        }
+        if self.auth.invite_ttl_secs == 0 {
+            return key("auth.invite_ttl_secs", "must be positive");
+        }
+        if self.auth.login_attempts_per_minute == 0 {
+            return key("auth.login_attempts_per_minute", "must be positive");
+        }
+        if self.limits.max_json_body_bytes < 1024 {
+            return key("limits.max_json_body_bytes", "must be at least 1024");
+        }
+        if self.limits.max_evidence_bytes < 1024 {
+            return key("limits.max_evidence_bytes", "must be at least 1024");
+        }
+        if self.limits.max_page_size == 0 || self.limits.max_page_size > 10_000 {
+            return key("limits.max_page_size", "must be between 1 and 10000");
+        }
+        if self.limits.request_timeout_secs == 0 {
+            return key("limits.request_timeout_secs", "must be positive");
+        }
+        if !self.public_url.is_empty()
+            && !self.public_url.starts_with("http://")
+            && !self.public_url.starts_with("https://")
+        {
+            return key("public_url", "must start with http:// or https://");
+        }
+        self.sla.validate().map_err(|(k, m)| ConfigError::Key { key: format!("sla.{k}"), message: m })
+    }
+
+    /// The database URL in effect: the configured one or the SQLite file in the data dir.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("fixline.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The base URL for links handed to users.
+    pub fn effective_public_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+/// Environment values are TOML scalars when they parse as one (`30`, `true`), else strings.
+fn parse_env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut cur = table;
+    for p in parents {
+        let entry = cur.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| format!("`{p}` is not a section"))?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, env(&[]), &Overrides::default()).expect("defaults load");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.effective_database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn unknown_env_key_is_rejected_with_its_name() {
+        let err = Config::load(None, env(&[("FIXLINE_AUTH__NO_SUCH", "1")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no_such"), "{err}");
+    }
+
+    #[test]
+    fn nested_env_overrides_file_and_cli_overrides_env() {
+        let dir = std::env::temp_dir().join(format!("fixline-cfg-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[auth]\naccess_token_ttl_secs = 60\n")
+            .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[("FIXLINE_AUTH__ACCESS_TOKEN_TTL_SECS", "120")]),
+            &Overrides { listen: Some("127.0.0.1:9100".into()), ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(c.auth.access_token_ttl_secs, 120);
+        assert_eq!(c.listen.port(), 9100);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn invalid_value_names_the_key() {
+        let err =
+            Config::load(None, env(&[("FIXLINE_LIMITS__MAX_PAGE_SIZE", "\"many\"")]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("limits.max_page_size"), "{err}");
+        let err = Config::load(None, env(&[("FIXLINE_SLA__STANDARD__P1__FIRST_RESPONSE_MINUTES", "0")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sla.standard.p1"), "{err}");
+    }
+}

@@ -1,0 +1,197 @@
+//! The OpenAPI 3.1 document, generated from the route table (paths, operations,
+//! security per route) plus the component schemas below.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use super::routes::{Access, ROUTES};
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(document()) }))
+}
+
+fn path_params(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect()
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for r in ROUTES {
+        let mut op = json!({
+            "operationId": r.operation_id,
+            "summary": r.summary,
+            "tags": [r.tag],
+            "parameters": path_params(r.path),
+            "responses": {},
+        });
+        let responses = op["responses"].as_object_mut().expect("responses is an object");
+        let ok = if r.response.is_empty() {
+            json!({ "description": "Success" })
+        } else {
+            json!({ "description": "Success", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{}", r.response) } } } })
+        };
+        responses.insert(r.success.to_string(), ok);
+        let problem = json!({ "$ref": "#/components/responses/Problem" });
+        for code in ["400", "404", "409", "413", "415", "422", "429"] {
+            responses.insert(code.into(), problem.clone());
+        }
+        match r.access {
+            Access::Public => {
+                op["security"] = json!([]);
+            }
+            Access::Roles(roles) => {
+                op["security"] = json!([{ "bearer": [] }]);
+                op["x-roles"] = json!(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
+                let responses = op["responses"].as_object_mut().expect("responses is an object");
+                responses.insert("401".into(), problem.clone());
+                responses.insert("403".into(), problem.clone());
+            }
+        }
+        if let Some(req) = r.request {
+            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{req}") } } } });
+        }
+        if r.operation_id == "upload_evidence" {
+            op["parameters"].as_array_mut().expect("array").extend([
+                json!({ "name": "kind", "in": "query", "required": true, "schema": { "enum": ["photo", "telemetry", "snapshot"] } }),
+                json!({ "name": "filename", "in": "query", "schema": { "type": "string" } }),
+            ]);
+            op["requestBody"] = json!({ "required": true, "content": {
+                "image/jpeg": {}, "image/png": {}, "text/csv": {}, "application/json": {}, "application/octet-stream": {}
+            } });
+        }
+        if r.method == "GET" && r.response.ends_with("Page") {
+            op["parameters"].as_array_mut().expect("array").extend([
+                json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1 } }),
+                json!({ "name": "cursor", "in": "query", "schema": { "type": "string" } }),
+            ]);
+        }
+        if r.operation_id == "list_work_orders" {
+            op["parameters"].as_array_mut().expect("array").extend(
+                ["status", "priority", "channel", "customer_id", "asset_id", "breached", "sort"]
+                    .map(|n| json!({ "name": n, "in": "query", "schema": { "type": "string" } })),
+            );
+        }
+        let item = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
+        item[r.method.to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "fixline API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Remote-assist and diagnosis server. Errors are RFC 9457 problem+json. `x-roles` lists the roles each operation allows.",
+            "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
+        },
+        "servers": [{ "url": "/" }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": {
+                "Problem": { "description": "An error", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } }
+            },
+            "schemas": schemas(),
+        }
+    })
+}
+
+fn s(t: &str) -> Value {
+    json!({ "type": t })
+}
+
+fn opt(t: &str) -> Value {
+    json!({ "type": [t, "null"] })
+}
+
+fn obj(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "additionalProperties": false, "required": required, "properties": props })
+}
+
+fn page(item: &str) -> Value {
+    obj(&["items", "next_cursor"], json!({ "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } }, "next_cursor": opt("string") }))
+}
+
+fn list(item: &str) -> Value {
+    obj(&["items"], json!({ "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } }))
+}
+
+fn schemas() -> Value {
+    let role = json!({ "enum": ["customer", "expert", "dispatcher", "technician", "admin"] });
+    let tier = json!({ "enum": ["strategic", "key", "standard"] });
+    let status = json!({ "enum": ["new", "triaged", "in_remote_session", "resolved_remote", "escalated", "scheduled", "on_site", "resolved_on_site", "closed", "cancelled"] });
+    let priority = json!({ "enum": ["P1", "P2", "P3", "P4"] });
+    let channel = json!({ "enum": ["portal", "invite", "phone", "telemetry_alert"] });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let target = obj(&["first_response_minutes", "resolution_minutes"], json!({ "first_response_minutes": s("integer"), "resolution_minutes": s("integer") }));
+    let tier_targets = obj(&["p1", "p2", "p3", "p4"], json!({ "p1": target, "p2": target, "p3": target, "p4": target }));
+    json!({
+        "Problem": { "type": "object", "required": ["type", "title", "status", "detail"], "properties": {
+            "type": s("string"), "title": s("string"), "status": s("integer"), "detail": s("string") } },
+        "Health": { "type": "object", "properties": { "status": s("string"), "version": s("string") } },
+        "LoginRequest": obj(&["username", "password"], json!({ "username": s("string"), "password": s("string") })),
+        "RefreshRequest": obj(&["refresh_token"], json!({ "refresh_token": s("string") })),
+        "InviteRedeemRequest": obj(&["token"], json!({ "token": s("string") })),
+        "ChangePasswordRequest": obj(&["current_password", "new_password"], json!({ "current_password": s("string"), "new_password": { "type": "string", "minLength": 10 } })),
+        "ResetPasswordRequest": obj(&["new_password"], json!({ "new_password": { "type": "string", "minLength": 10 } })),
+        "TokenResponse": { "type": "object", "required": ["access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in", "role"], "properties": {
+            "access_token": s("string"), "token_type": { "const": "Bearer" }, "expires_in": s("integer"),
+            "refresh_token": s("string"), "refresh_expires_in": s("integer"), "role": role,
+            "user_id": s("string"), "customer_id": s("string"), "work_order_id": s("string") } },
+        "User": { "type": "object", "properties": { "id": s("string"), "username": s("string"), "display_name": s("string"), "role": role,
+            "customer_id": opt("string"), "locale": { "enum": ["en", "zh-CN"] }, "disabled": s("boolean"), "created_at": time } },
+        "Me": { "type": "object", "properties": { "role": role, "user": { "$ref": "#/components/schemas/User" }, "customer_id": opt("string"), "work_order_id": opt("string") } },
+        "NewUser": obj(&["username", "display_name", "role", "password"], json!({ "username": { "type": "string", "pattern": "^[a-z0-9._-]{3,64}$" },
+            "display_name": s("string"), "role": role, "password": { "type": "string", "minLength": 10 }, "customer_id": s("string"), "locale": { "enum": ["en", "zh-CN"] } })),
+        "UserPage": page("User"),
+        "Customer": { "type": "object", "properties": { "id": s("string"), "name": s("string"), "tier": tier, "contact_email": opt("string"),
+            "contact_phone": opt("string"), "locale": s("string"), "created_at": time } },
+        "NewCustomer": obj(&["name", "tier"], json!({ "name": s("string"), "tier": tier, "contact_email": s("string"), "contact_phone": s("string"), "locale": s("string") })),
+        "CustomerPage": page("Customer"),
+        "Site": { "type": "object", "properties": { "id": s("string"), "customer_id": s("string"), "name": s("string"), "address": s("string"),
+            "latitude": s("number"), "longitude": s("number"), "timezone": s("string"), "created_at": time } },
+        "NewSite": obj(&["name", "address", "latitude", "longitude"], json!({ "name": s("string"), "address": s("string"),
+            "latitude": { "type": "number", "minimum": -90, "maximum": 90 }, "longitude": { "type": "number", "minimum": -180, "maximum": 180 }, "timezone": s("string") })),
+        "SiteList": list("Site"),
+        "Asset": { "type": "object", "properties": { "id": s("string"), "customer_id": s("string"), "site_id": opt("string"), "product_line_id": s("string"),
+            "model": s("string"), "serial_number": s("string"), "purchase_date": opt("string"), "warranty_until": opt("string"), "under_warranty": s("boolean"), "created_at": time } },
+        "NewAsset": obj(&["customer_id", "product_line_id", "model", "serial_number"], json!({ "customer_id": s("string"), "site_id": s("string"),
+            "product_line_id": s("string"), "model": s("string"), "serial_number": s("string"),
+            "purchase_date": { "type": "string", "format": "date" }, "warranty_until": { "type": "string", "format": "date" } })),
+        "AssetPage": page("Asset"),
+        "ProductLine": { "type": "object", "properties": { "id": s("string"), "code": s("string"), "name_en": s("string"), "name_zh": s("string"), "category": s("string"), "created_at": time } },
+        "NewProductLine": obj(&["code", "name_en", "name_zh", "category"], json!({ "code": s("string"), "name_en": s("string"), "name_zh": s("string"), "category": s("string") })),
+        "ProductLineList": list("ProductLine"),
+        "FaultCode": { "type": "object", "properties": { "code": s("string"), "fault_id": s("string"), "description_en": s("string"), "description_zh": s("string"),
+            "severity": { "enum": ["info", "warning", "critical"] } } },
+        "FaultCodeBody": obj(&["fault_id", "description_en", "description_zh", "severity"], json!({ "fault_id": s("string"), "description_en": s("string"),
+            "description_zh": s("string"), "severity": { "enum": ["info", "warning", "critical"] } })),
+        "ProductLineDetail": { "allOf": [{ "$ref": "#/components/schemas/ProductLine" }, { "type": "object", "properties": {
+            "fault_codes": { "type": "array", "items": { "$ref": "#/components/schemas/FaultCode" } } } }] },
+        "SlaPolicy": obj(&["strategic", "key", "standard"], json!({ "strategic": tier_targets, "key": tier_targets, "standard": tier_targets })),
+        "WorkOrder": { "type": "object", "properties": { "id": s("string"), "customer_id": s("string"), "asset_id": opt("string"), "site_id": opt("string"),
+            "title": s("string"), "description": s("string"), "channel": channel, "priority": priority, "tier": tier, "status": status,
+            "fault_codes": { "type": "array", "items": s("string") }, "first_response_due": time,
+            "resolution_due": time, "first_response_at": { "type": ["string", "null"], "format": "date-time" },
+            "resolved_at": { "type": ["string", "null"], "format": "date-time" }, "sla_breached": s("boolean"),
+            "created_by": opt("string"), "created_at": time, "updated_at": time, "version": s("integer") } },
+        "NewWorkOrder": obj(&["title"], json!({ "customer_id": s("string"), "asset_id": s("string"), "site_id": s("string"), "title": s("string"),
+            "description": s("string"), "channel": channel, "priority": priority, "fault_codes": { "type": "array", "maxItems": 32, "items": s("string") } })),
+        "WorkOrderPatch": obj(&["priority"], json!({ "priority": priority })),
+        "WorkOrderPage": page("WorkOrder"),
+        "TransitionRequest": obj(&["to"], json!({ "to": status, "reason": s("string") })),
+        "NoteRequest": obj(&["text"], json!({ "text": { "type": "string", "maxLength": 10000 } })),
+        "Event": { "type": "object", "properties": { "seq": s("integer"), "kind": s("string"), "actor": s("string"), "actor_role": opt("string"),
+            "occurred_at": time, "payload": { "type": "object" } } },
+        "EventPage": obj(&["items", "next_after_seq"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "next_after_seq": opt("integer") })),
+        "Evidence": { "type": "object", "properties": { "id": s("string"), "work_order_id": s("string"), "kind": { "enum": ["photo", "telemetry", "snapshot"] },
+            "content_type": s("string"), "sha256": s("string"), "size_bytes": s("integer"), "filename": opt("string"), "uploaded_by": s("string"), "created_at": time } },
+        "EvidenceList": list("Evidence"),
+        "InviteRequest": obj(&[], json!({ "ttl_secs": { "type": "integer", "minimum": 1 } })),
+        "Invite": { "type": "object", "properties": { "invite_id": s("string"), "work_order_id": s("string"), "token": s("string"), "url": s("string"), "expires_at": time } },
+    })
+}

@@ -1,0 +1,94 @@
+//! The route table: every route with the roles allowed, its summary and schemas.
+//!
+//! The authorization middleware enforces `access` for the matched route and refuses
+//! any route that is missing here; the OpenAPI document and the route x role test are
+//! generated from this same table, so they cannot drift from what is enforced.
+
+use axum::http::Method;
+
+use crate::auth::Role::{self, *};
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug)]
+pub enum Access {
+    /// No token needed (login, probes, the API document).
+    Public,
+    /// A valid access token whose role is listed.
+    Roles(&'static [Role]),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    /// Component schema of the JSON request body, if any.
+    pub request: Option<&'static str>,
+    /// Success status and component schema of the response body ("" for none).
+    pub success: u16,
+    pub response: &'static str,
+}
+
+pub const ALL: &[Role] = &[Customer, Expert, Dispatcher, Technician, Admin];
+pub const STAFF: &[Role] = &[Expert, Dispatcher, Technician, Admin];
+pub const DESK: &[Role] = &[Expert, Dispatcher, Admin];
+pub const OFFICE: &[Role] = &[Dispatcher, Admin];
+pub const ADMIN: &[Role] = &[Admin];
+pub const OPENERS: &[Role] = &[Customer, Expert, Dispatcher, Admin];
+
+macro_rules! r {
+    ($m:literal $p:literal, $a:expr, $op:literal, $sum:literal, $tag:literal, $req:expr, $st:literal $resp:literal) => {
+        RouteSpec { method: $m, path: $p, access: $a, operation_id: $op, summary: $sum, tag: $tag, request: $req, success: $st, response: $resp }
+    };
+}
+
+use Access::{Public, Roles};
+
+pub const ROUTES: &[RouteSpec] = &[
+    r!("GET" "/healthz", Public, "healthz", "Report that the process is alive", "ops", None, 200 "Health"),
+    r!("GET" "/readyz", Public, "readyz", "Report whether the database is reachable and migrated", "ops", None, 200 "Health"),
+    r!("GET" "/metrics", Public, "metrics", "Export Prometheus metrics", "ops", None, 200 ""),
+    r!("GET" "/api/v1/openapi.json", Public, "openapi", "Get the OpenAPI document", "ops", None, 200 ""),
+    r!("POST" "/api/v1/auth/login", Public, "login", "Log in with user name and password", "auth", Some("LoginRequest"), 200 "TokenResponse"),
+    r!("POST" "/api/v1/auth/refresh", Public, "refresh", "Exchange a refresh token for new tokens", "auth", Some("RefreshRequest"), 200 "TokenResponse"),
+    r!("POST" "/api/v1/auth/invite", Public, "redeem_invite", "Redeem a customer invite link", "auth", Some("InviteRedeemRequest"), 200 "TokenResponse"),
+    r!("POST" "/api/v1/auth/logout", Roles(ALL), "logout", "Log out and revoke the session", "auth", None, 204 ""),
+    r!("GET" "/api/v1/me", Roles(ALL), "me", "Get the caller", "auth", None, 200 "Me"),
+    r!("POST" "/api/v1/me/password", Roles(ALL), "change_password", "Change one's own password", "auth", Some("ChangePasswordRequest"), 204 ""),
+    r!("GET" "/api/v1/users", Roles(ADMIN), "list_users", "List users", "users", None, 200 "UserPage"),
+    r!("POST" "/api/v1/users", Roles(ADMIN), "create_user", "Create a user", "users", Some("NewUser"), 201 "User"),
+    r!("GET" "/api/v1/users/{id}", Roles(ADMIN), "get_user", "Get a user", "users", None, 200 "User"),
+    r!("POST" "/api/v1/users/{id}/password", Roles(ADMIN), "reset_password", "Reset a user's password", "users", Some("ResetPasswordRequest"), 204 ""),
+    r!("GET" "/api/v1/customers", Roles(STAFF), "list_customers", "List customers", "customers", None, 200 "CustomerPage"),
+    r!("POST" "/api/v1/customers", Roles(OFFICE), "create_customer", "Create a customer", "customers", Some("NewCustomer"), 201 "Customer"),
+    r!("GET" "/api/v1/customers/{id}", Roles(ALL), "get_customer", "Get a customer", "customers", None, 200 "Customer"),
+    r!("GET" "/api/v1/customers/{id}/sites", Roles(ALL), "list_sites", "List a customer's sites", "customers", None, 200 "SiteList"),
+    r!("POST" "/api/v1/customers/{id}/sites", Roles(OFFICE), "create_site", "Add a site to a customer", "customers", Some("NewSite"), 201 "Site"),
+    r!("GET" "/api/v1/assets", Roles(ALL), "list_assets", "List assets", "assets", None, 200 "AssetPage"),
+    r!("POST" "/api/v1/assets", Roles(OFFICE), "create_asset", "Register an asset", "assets", Some("NewAsset"), 201 "Asset"),
+    r!("GET" "/api/v1/assets/{id}", Roles(ALL), "get_asset", "Get an asset", "assets", None, 200 "Asset"),
+    r!("GET" "/api/v1/product-lines", Roles(ALL), "list_product_lines", "List product lines", "product-lines", None, 200 "ProductLineList"),
+    r!("POST" "/api/v1/product-lines", Roles(ADMIN), "create_product_line", "Create a product line", "product-lines", Some("NewProductLine"), 201 "ProductLine"),
+    r!("GET" "/api/v1/product-lines/{id}", Roles(ALL), "get_product_line", "Get a product line with its fault codes", "product-lines", None, 200 "ProductLineDetail"),
+    r!("PUT" "/api/v1/product-lines/{id}/fault-codes/{code}", Roles(ADMIN), "put_fault_code", "Create or replace a fault code", "product-lines", Some("FaultCodeBody"), 200 "FaultCode"),
+    r!("GET" "/api/v1/sla-policy", Roles(STAFF), "get_sla_policy", "Get the SLA policy in force", "work-orders", None, 200 "SlaPolicy"),
+    r!("GET" "/api/v1/work-orders", Roles(ALL), "list_work_orders", "List work orders", "work-orders", None, 200 "WorkOrderPage"),
+    r!("POST" "/api/v1/work-orders", Roles(OPENERS), "create_work_order", "Open a work order", "work-orders", Some("NewWorkOrder"), 201 "WorkOrder"),
+    r!("GET" "/api/v1/work-orders/{id}", Roles(ALL), "get_work_order", "Get a work order", "work-orders", None, 200 "WorkOrder"),
+    r!("PATCH" "/api/v1/work-orders/{id}", Roles(DESK), "update_work_order", "Change a work order's priority", "work-orders", Some("WorkOrderPatch"), 200 "WorkOrder"),
+    r!("POST" "/api/v1/work-orders/{id}/transitions", Roles(ALL), "transition_work_order", "Move a work order to another state", "work-orders", Some("TransitionRequest"), 200 "WorkOrder"),
+    r!("POST" "/api/v1/work-orders/{id}/notes", Roles(ALL), "add_note", "Add a note to a work order", "work-orders", Some("NoteRequest"), 201 "Event"),
+    r!("GET" "/api/v1/work-orders/{id}/events", Roles(ALL), "list_events", "Read a work order's event log", "work-orders", None, 200 "EventPage"),
+    r!("POST" "/api/v1/work-orders/{id}/evidence", Roles(ALL), "upload_evidence", "Attach a photo, telemetry file or snapshot", "work-orders", None, 201 "Evidence"),
+    r!("GET" "/api/v1/work-orders/{id}/evidence", Roles(ALL), "list_evidence", "List a work order's evidence", "work-orders", None, 200 "EvidenceList"),
+    r!("GET" "/api/v1/work-orders/{id}/evidence/{evidence_id}", Roles(ALL), "download_evidence", "Download one evidence file", "work-orders", None, 200 ""),
+    r!("POST" "/api/v1/work-orders/{id}/invites", Roles(DESK), "create_invite", "Create a customer invite link for a work order", "work-orders", Some("InviteRequest"), 201 "Invite"),
+];
+
+/// The declared route for a method and matched path.
+pub fn find(method: &Method, path: &str) -> Option<&'static RouteSpec> {
+    ROUTES.iter().find(|r| r.path == path && r.method == method.as_str())
+}

@@ -1,0 +1,311 @@
+//! The append-only event log: event types, the pure `decide` (command -> event) and
+//! `apply` (state + event -> state) functions, and `replay`.
+//!
+//! The `work_orders` table is a projection of these events, written in the same
+//! transaction; `replay` of the stored events must equal the stored projection.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::lifecycle;
+use super::model::{Channel, Priority, Status, Tier, WorkOrder};
+use super::sla::SlaPolicy;
+use crate::auth::Role;
+use crate::ids::{AssetId, CustomerId, EvidenceId, InviteId, SiteId, UserId, WorkOrderId};
+use crate::UnixMillis;
+
+/// Who caused an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActorRef {
+    User(UserId),
+    Invite(InviteId),
+    System,
+}
+
+impl fmt::Display for ActorRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ActorRef::User(id) => write!(f, "user:{id}"),
+            ActorRef::Invite(id) => write!(f, "invite:{id}"),
+            ActorRef::System => f.write_str("system"),
+        }
+    }
+}
+
+impl FromStr for ActorRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "system" {
+            return Ok(ActorRef::System);
+        }
+        if let Some(id) = s.strip_prefix("user:") {
+            return id.parse().map(ActorRef::User).map_err(|e| e.to_string());
+        }
+        if let Some(id) = s.strip_prefix("invite:") {
+            return id.parse().map(ActorRef::Invite).map_err(|e| e.to_string());
+        }
+        Err(format!("unknown actor `{s}`"))
+    }
+}
+
+/// The actor of a command: who and in which role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub who: ActorRef,
+    pub role: Option<Role>,
+}
+
+impl Actor {
+    pub const SYSTEM: Actor = Actor { who: ActorRef::System, role: None };
+
+    fn is_staff(&self) -> bool {
+        matches!(self.role, Some(r) if r != Role::Customer)
+    }
+}
+
+/// Evidence summary carried by the `evidence_attached` event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRef {
+    pub evidence_id: EvidenceId,
+    pub kind: String,
+    pub content_type: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub filename: Option<String>,
+}
+
+/// One event. Serialized with its `kind` tag as the stored payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    Created {
+        customer_id: CustomerId,
+        asset_id: Option<AssetId>,
+        site_id: Option<SiteId>,
+        title: String,
+        description: String,
+        channel: Channel,
+        priority: Priority,
+        tier: Tier,
+        fault_codes: Vec<String>,
+        first_response_due: UnixMillis,
+        resolution_due: UnixMillis,
+    },
+    StatusChanged {
+        from: Status,
+        to: Status,
+        reason: Option<String>,
+        /// True when this is the first response by staff (stops the first-response clock).
+        first_response: bool,
+    },
+    PriorityChanged {
+        from: Priority,
+        to: Priority,
+        first_response_due: UnixMillis,
+        resolution_due: UnixMillis,
+    },
+    NoteAdded {
+        text: String,
+    },
+    EvidenceAttached(EvidenceRef),
+    InviteCreated {
+        invite_id: InviteId,
+        expires_at: UnixMillis,
+    },
+    InviteRedeemed {
+        invite_id: InviteId,
+    },
+}
+
+impl Event {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Created { .. } => "created",
+            Event::StatusChanged { .. } => "status_changed",
+            Event::PriorityChanged { .. } => "priority_changed",
+            Event::NoteAdded { .. } => "note_added",
+            Event::EvidenceAttached(_) => "evidence_attached",
+            Event::InviteCreated { .. } => "invite_created",
+            Event::InviteRedeemed { .. } => "invite_redeemed",
+        }
+    }
+}
+
+/// A stored event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    pub work_order_id: WorkOrderId,
+    pub seq: i64,
+    pub actor: Actor,
+    pub occurred_at: UnixMillis,
+    pub event: Event,
+}
+
+/// What a client or another module asks of an existing work order.
+#[derive(Clone, Debug)]
+pub enum Command {
+    Transition { to: Status, reason: Option<String> },
+    ChangePriority { to: Priority },
+    AddNote { text: String },
+    AttachEvidence(EvidenceRef),
+    RecordInvite { invite_id: InviteId, expires_at: UnixMillis },
+    RecordInviteRedeemed { invite_id: InviteId },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecideError {
+    #[error("a work order cannot go from `{from}` to `{to}`")]
+    IllegalTransition { from: Status, to: Status },
+    #[error("a customer may only cancel a work order, not move it to `{0}`")]
+    CustomerTransition(Status),
+    #[error("the work order is {0} and takes no further changes")]
+    Terminal(Status),
+    #[error("priority is already {0}")]
+    SamePriority(Priority),
+}
+
+/// Decides the event a command produces on the current state. Pure.
+pub fn decide(state: &WorkOrder, cmd: Command, actor: &Actor, sla: &SlaPolicy) -> Result<Event, DecideError> {
+    match cmd {
+        Command::Transition { to, reason } => {
+            if !lifecycle::is_legal(state.status, to) {
+                return Err(DecideError::IllegalTransition { from: state.status, to });
+            }
+            if actor.role == Some(Role::Customer) && !lifecycle::customer_may_enter(to) {
+                return Err(DecideError::CustomerTransition(to));
+            }
+            let first_response =
+                state.first_response_at.is_none() && actor.is_staff() && to != Status::Cancelled;
+            Ok(Event::StatusChanged { from: state.status, to, reason, first_response })
+        }
+        Command::ChangePriority { to } => {
+            if lifecycle::is_terminal(state.status) {
+                return Err(DecideError::Terminal(state.status));
+            }
+            if to == state.priority {
+                return Err(DecideError::SamePriority(to));
+            }
+            let d = sla.deadlines(state.tier, to, state.created_at);
+            Ok(Event::PriorityChanged {
+                from: state.priority,
+                to,
+                first_response_due: d.first_response_due,
+                resolution_due: d.resolution_due,
+            })
+        }
+        Command::AddNote { text } => Ok(Event::NoteAdded { text }),
+        Command::AttachEvidence(e) => {
+            if lifecycle::is_terminal(state.status) {
+                return Err(DecideError::Terminal(state.status));
+            }
+            Ok(Event::EvidenceAttached(e))
+        }
+        Command::RecordInvite { invite_id, expires_at } => {
+            if lifecycle::is_terminal(state.status) {
+                return Err(DecideError::Terminal(state.status));
+            }
+            Ok(Event::InviteCreated { invite_id, expires_at })
+        }
+        Command::RecordInviteRedeemed { invite_id } => Ok(Event::InviteRedeemed { invite_id }),
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReplayError {
+    #[error("the event log is empty")]
+    Empty,
+    #[error("event {seq} is `{kind}` where `created` was expected first")]
+    NotCreatedFirst { seq: i64, kind: &'static str },
+    #[error("event {seq} is a second `created`")]
+    CreatedTwice { seq: i64 },
+    #[error("event sequence has a gap or repeat at {seq}")]
+    Sequence { seq: i64 },
+}
+
+/// Builds the initial state from the `created` event.
+pub fn genesis(id: WorkOrderId, created: &Event, actor: &Actor, at: UnixMillis) -> Option<WorkOrder> {
+    let Event::Created {
+        customer_id, asset_id, site_id, title, description, channel, priority, tier, fault_codes,
+        first_response_due, resolution_due,
+    } = created.clone()
+    else {
+        return None;
+    };
+    Some(WorkOrder {
+        id,
+        customer_id,
+        asset_id,
+        site_id,
+        title,
+        description,
+        channel,
+        priority,
+        tier,
+        status: Status::New,
+        fault_codes,
+        first_response_due,
+        resolution_due,
+        first_response_at: None,
+        resolved_at: None,
+        created_by: match actor.who {
+            ActorRef::User(u) => Some(u),
+            _ => None,
+        },
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    })
+}
+
+/// Applies one non-genesis event. Pure and total: decisions were made in `decide`.
+pub fn apply(mut state: WorkOrder, event: &Event, at: UnixMillis) -> WorkOrder {
+    match event {
+        Event::Created { .. } => {}
+        Event::StatusChanged { to, first_response, .. } => {
+            state.status = *to;
+            if *first_response {
+                state.first_response_at = Some(at);
+            }
+            if lifecycle::is_resolved(*to) {
+                state.resolved_at = Some(at);
+            } else if *to == Status::Triaged {
+                // Reopened (or sent back to the queue): the case is no longer resolved.
+                state.resolved_at = None;
+            }
+        }
+        Event::PriorityChanged { to, first_response_due, resolution_due, .. } => {
+            state.priority = *to;
+            state.first_response_due = *first_response_due;
+            state.resolution_due = *resolution_due;
+        }
+        Event::NoteAdded { .. }
+        | Event::EvidenceAttached(_)
+        | Event::InviteCreated { .. }
+        | Event::InviteRedeemed { .. } => {}
+    }
+    state.updated_at = at;
+    state.version += 1;
+    state
+}
+
+/// Rebuilds a work order from its whole event log.
+pub fn replay(events: &[EventRecord]) -> Result<WorkOrder, ReplayError> {
+    let first = events.first().ok_or(ReplayError::Empty)?;
+    if first.seq != 1 {
+        return Err(ReplayError::Sequence { seq: first.seq });
+    }
+    let mut state = genesis(first.work_order_id, &first.event, &first.actor, first.occurred_at)
+        .ok_or(ReplayError::NotCreatedFirst { seq: first.seq, kind: first.event.kind() })?;
+    for rec in &events[1..] {
+        if rec.seq != state.version + 1 {
+            return Err(ReplayError::Sequence { seq: rec.seq });
+        }
+        if matches!(rec.event, Event::Created { .. }) {
+            return Err(ReplayError::CreatedTwice { seq: rec.seq });
+        }
+        state = apply(state, &rec.event, rec.occurred_at);
+    }
+    Ok(state)
+}
