@@ -69,7 +69,8 @@ impl Actor {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvidenceRef {
     pub evidence_id: EvidenceId,
-    pub kind: String,
+    /// photo, telemetry or snapshot (not `kind`: that is the event's tag).
+    pub evidence_kind: String,
     pub content_type: String,
     pub sha256: String,
     pub size_bytes: i64,
@@ -308,4 +309,31 @@ pub fn replay(events: &[EventRecord]) -> Result<WorkOrder, ReplayError> {
         state = apply(state, &rec.event, rec.occurred_at);
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_kind_round_trips_through_its_stored_json() {
+        let events = vec![
+            Event::NoteAdded { text: "x".into() },
+            Event::EvidenceAttached(EvidenceRef {
+                evidence_id: EvidenceId::new(),
+                evidence_kind: "photo".into(),
+                content_type: "image/png".into(),
+                sha256: "ab".repeat(32),
+                size_bytes: 10,
+                filename: None,
+            }),
+            Event::InviteCreated { invite_id: InviteId::new(), expires_at: 5 },
+            Event::StatusChanged { from: Status::New, to: Status::Triaged, reason: None, first_response: true },
+        ];
+        for e in events {
+            let json = serde_json::to_string(&e).unwrap();
+            let back: Event = serde_json::from_str(&json).unwrap_or_else(|err| panic!("{json}: {err}"));
+            assert_eq!(back, e);
+        }
+    }
 }

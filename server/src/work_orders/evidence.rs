@@ -202,7 +202,7 @@ pub async fn record(
     let mut tx = db.pool.begin().await?;
     let cmd = Command::AttachEvidence(EvidenceRef {
         evidence_id: ev.id,
-        kind: kind.as_str().to_owned(),
+        evidence_kind: kind.as_str().to_owned(),
         content_type: ev.content_type.clone(),
         sha256: ev.sha256.clone(),
         size_bytes: ev.size_bytes,

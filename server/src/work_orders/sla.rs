@@ -11,8 +11,7 @@ use super::model::{Priority, Tier};
 use crate::UnixMillis;
 
 /// Target minutes for one (tier, priority) cell.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 pub struct SlaTarget {
     pub first_response_minutes: u32,
     pub resolution_minutes: u32,
@@ -23,17 +22,67 @@ const fn t(first_response_minutes: u32, resolution_minutes: u32) -> SlaTarget {
 }
 
 /// The targets of one service tier, per priority.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 pub struct TierTargets {
-    #[serde(alias = "P1")]
     pub p1: SlaTarget,
-    #[serde(alias = "P2")]
     pub p2: SlaTarget,
-    #[serde(alias = "P3")]
     pub p3: SlaTarget,
-    #[serde(alias = "P4")]
     pub p4: SlaTarget,
+}
+
+/// What a config file may say: any subset of cells and fields. Missing ones keep the
+/// built-in defaults of their tier, so `[sla.key.p2] resolution_minutes = 600` alone is
+/// a valid override.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PolicyPatch {
+    strategic: Option<TierPatch>,
+    key: Option<TierPatch>,
+    standard: Option<TierPatch>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TierPatch {
+    #[serde(alias = "P1")]
+    p1: Option<TargetPatch>,
+    #[serde(alias = "P2")]
+    p2: Option<TargetPatch>,
+    #[serde(alias = "P3")]
+    p3: Option<TargetPatch>,
+    #[serde(alias = "P4")]
+    p4: Option<TargetPatch>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TargetPatch {
+    first_response_minutes: Option<u32>,
+    resolution_minutes: Option<u32>,
+}
+
+impl TierTargets {
+    fn patched(mut self, p: Option<TierPatch>) -> Self {
+        let p = p.unwrap_or_default();
+        for (cell, patch) in [(&mut self.p1, p.p1), (&mut self.p2, p.p2), (&mut self.p3, p.p3), (&mut self.p4, p.p4)] {
+            let patch = patch.unwrap_or_default();
+            cell.first_response_minutes = patch.first_response_minutes.unwrap_or(cell.first_response_minutes);
+            cell.resolution_minutes = patch.resolution_minutes.unwrap_or(cell.resolution_minutes);
+        }
+        self
+    }
+}
+
+impl<'de> Deserialize<'de> for SlaPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let patch = PolicyPatch::deserialize(d)?;
+        let base = SlaPolicy::default();
+        Ok(SlaPolicy {
+            strategic: base.strategic.patched(patch.strategic),
+            key: base.key.patched(patch.key),
+            standard: base.standard.patched(patch.standard),
+        })
+    }
 }
 
 impl TierTargets {
@@ -51,8 +100,7 @@ impl TierTargets {
 ///
 /// Defaults follow the field's norms: urgent faults answered within 2 hours and resolved
 /// within 24 for standard customers, strategic customers faster.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 pub struct SlaPolicy {
     pub strategic: TierTargets,
     pub key: TierTargets,
@@ -129,6 +177,15 @@ mod tests {
         let d = p.deadlines(Tier::Standard, Priority::P1, 1_000);
         assert_eq!(d.first_response_due, 1_000 + 120 * 60_000);
         assert_eq!(d.resolution_due, 1_000 + 24 * 3_600_000);
+    }
+
+    #[test]
+    fn a_partial_override_keeps_the_other_defaults() {
+        let p: SlaPolicy = toml::from_str("[key.p2]\nresolution_minutes = 600\n").unwrap();
+        assert_eq!(p.key.p2.resolution_minutes, 600);
+        assert_eq!(p.key.p2.first_response_minutes, SlaPolicy::default().key.p2.first_response_minutes);
+        assert_eq!(p.strategic, SlaPolicy::default().strategic);
+        assert!(toml::from_str::<SlaPolicy>("[key.p5]\nresolution_minutes = 1\n").is_err());
     }
 
     #[test]

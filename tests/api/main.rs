@@ -1,0 +1,14 @@
+//! Integration tests: one binary, each test spawns the server on port 0 with a fresh
+//! database (SQLite, and PostgreSQL when `FIXLINE_TEST_POSTGRES_URL` is set, which
+//! `scripts/test.sh` always does).
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod evidence;
+mod ops;
+mod process;
+mod role_matrix;
+mod storage;
+mod work_orders;

@@ -1,0 +1,234 @@
+//! Walks the whole route x role matrix from the route table: no token -> 401 on every
+//! protected route, a role not listed -> 403, a listed role with a valid request -> 2xx.
+//! A route added to the table without a fixture here fails this test.
+
+use fixline::auth::Role;
+use fixline::http::routes::{Access, RouteSpec, ROUTES};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+struct Fixture {
+    customer: String,
+    site: String,
+    product_line: String,
+    asset: String,
+    evidence_wo: String,
+    evidence: String,
+}
+
+enum Body {
+    None,
+    Json(Value),
+    Raw(&'static str, Vec<u8>),
+}
+
+/// Per-call state: each call gets fresh objects where the call changes them.
+async fn request_for(app: &TestApp, fx: &Fixture, spec: &RouteSpec, role: Option<Role>) -> (String, Body, Option<String>) {
+    let admin = app.admin_token.clone();
+    let fresh_wo = || async { app.work_order(&fx.customer, "P3").await["id"].as_str().unwrap().to_owned() };
+    let uniq = || uuid::Uuid::now_v7().simple().to_string()[18..].to_owned();
+    // Some routes need the caller's own fresh session (logout, password change).
+    let mut token_override = None;
+    let (path, body) = match spec.operation_id {
+        "healthz" => ("/healthz".into(), Body::None),
+        "readyz" => ("/readyz".into(), Body::None),
+        "metrics" => ("/metrics".into(), Body::None),
+        "openapi" => ("/api/v1/openapi.json".into(), Body::None),
+        "login" => {
+            let s = app.user(Role::Expert, None).await;
+            ("/api/v1/auth/login".into(), Body::Json(json!({ "username": s.username, "password": s.password })))
+        }
+        "refresh" => {
+            let s = app.user(Role::Expert, None).await;
+            ("/api/v1/auth/refresh".into(), Body::Json(json!({ "refresh_token": s.refresh })))
+        }
+        "redeem_invite" => {
+            let wo = fresh_wo().await;
+            let inv = app.post(&format!("/api/v1/work-orders/{wo}/invites"), &admin, json!({})).await.ok();
+            ("/api/v1/auth/invite".into(), Body::Json(json!({ "token": inv["token"] })))
+        }
+        "logout" | "change_password" => {
+            if let Some(r) = role {
+                let s = app.user(r, (r == Role::Customer).then_some(fx.customer.as_str())).await;
+                token_override = Some(s.token.clone());
+                if spec.operation_id == "logout" {
+                    ("/api/v1/auth/logout".into(), Body::None)
+                } else {
+                    let b = json!({ "current_password": s.password, "new_password": "changed password 123" });
+                    ("/api/v1/me/password".into(), Body::Json(b))
+                }
+            } else if spec.operation_id == "logout" {
+                ("/api/v1/auth/logout".into(), Body::None)
+            } else {
+                ("/api/v1/me/password".into(), Body::Json(json!({ "current_password": "x", "new_password": "yyyyyyyyyyyy" })))
+            }
+        }
+        "me" => ("/api/v1/me".into(), Body::None),
+        "list_users" => ("/api/v1/users".into(), Body::None),
+        "create_user" => {
+            let b = json!({ "username": format!("u{}", uniq()), "display_name": "New", "role": "expert", "password": "long enough password" });
+            ("/api/v1/users".into(), Body::Json(b))
+        }
+        "get_user" | "reset_password" => {
+            let s = app.user(Role::Technician, None).await;
+            if spec.operation_id == "get_user" {
+                (format!("/api/v1/users/{}", s.user_id), Body::None)
+            } else {
+                (format!("/api/v1/users/{}/password", s.user_id), Body::Json(json!({ "new_password": "a brand new password" })))
+            }
+        }
+        "list_customers" => ("/api/v1/customers".into(), Body::None),
+        "create_customer" => ("/api/v1/customers".into(), Body::Json(json!({ "name": "Acme", "tier": "key" }))),
+        "get_customer" => (format!("/api/v1/customers/{}", fx.customer), Body::None),
+        "list_sites" => (format!("/api/v1/customers/{}/sites", fx.customer), Body::None),
+        "create_site" => (
+            format!("/api/v1/customers/{}/sites", fx.customer),
+            Body::Json(json!({ "name": "Plant 2", "address": "1 Road", "latitude": 31.2, "longitude": 121.5 })),
+        ),
+        "list_assets" => ("/api/v1/assets".into(), Body::None),
+        "create_asset" => (
+            "/api/v1/assets".into(),
+            Body::Json(json!({ "customer_id": fx.customer, "site_id": fx.site, "product_line_id": fx.product_line,
+                "model": "DRL-18V-2025", "serial_number": format!("SN{}", uniq()) })),
+        ),
+        "get_asset" => (format!("/api/v1/assets/{}", fx.asset), Body::None),
+        "list_product_lines" => ("/api/v1/product-lines".into(), Body::None),
+        "create_product_line" => (
+            "/api/v1/product-lines".into(),
+            Body::Json(json!({ "code": format!("PL{}", uniq()), "name_en": "Saw", "name_zh": "锯", "category": "power_tool" })),
+        ),
+        "get_product_line" => (format!("/api/v1/product-lines/{}", fx.product_line), Body::None),
+        "put_fault_code" => (
+            format!("/api/v1/product-lines/{}/fault-codes/E09", fx.product_line),
+            Body::Json(json!({ "fault_id": "motor.stall", "description_en": "Stall", "description_zh": "堵转", "severity": "warning" })),
+        ),
+        "get_sla_policy" => ("/api/v1/sla-policy".into(), Body::None),
+        "list_work_orders" => ("/api/v1/work-orders".into(), Body::None),
+        "create_work_order" => {
+            let b = if role == Some(Role::Customer) {
+                json!({ "title": "Battery does not charge" })
+            } else {
+                json!({ "title": "Battery does not charge", "customer_id": fx.customer })
+            };
+            ("/api/v1/work-orders".into(), Body::Json(b))
+        }
+        "get_work_order" => (format!("/api/v1/work-orders/{}", fresh_wo().await), Body::None),
+        "update_work_order" => (format!("/api/v1/work-orders/{}", fresh_wo().await), Body::Json(json!({ "priority": "P1" }))),
+        "transition_work_order" => {
+            // Customers may cancel; staff triage.
+            let to = if role == Some(Role::Customer) { "cancelled" } else { "triaged" };
+            (format!("/api/v1/work-orders/{}/transitions", fresh_wo().await), Body::Json(json!({ "to": to })))
+        }
+        "add_note" => (format!("/api/v1/work-orders/{}/notes", fresh_wo().await), Body::Json(json!({ "text": "Checked the fuse" }))),
+        "list_events" => (format!("/api/v1/work-orders/{}/events", fresh_wo().await), Body::None),
+        "upload_evidence" => (
+            format!("/api/v1/work-orders/{}/evidence?kind=photo&filename=drill.png", fresh_wo().await),
+            Body::Raw("image/png", PNG_1X1.to_vec()),
+        ),
+        "list_evidence" => (format!("/api/v1/work-orders/{}/evidence", fx.evidence_wo), Body::None),
+        "download_evidence" => (format!("/api/v1/work-orders/{}/evidence/{}", fx.evidence_wo, fx.evidence), Body::None),
+        "create_invite" => (format!("/api/v1/work-orders/{}/invites", fresh_wo().await), Body::Json(json!({}))),
+        other => panic!("route {other} has no fixture in the role matrix test: add one"),
+    };
+    (path, body, token_override)
+}
+
+async fn send(app: &TestApp, spec: &RouteSpec, path: &str, body: Body, token: Option<&str>) -> Resp {
+    let method = Method::from_bytes(spec.method.as_bytes()).unwrap();
+    match body {
+        Body::None => app.req(method, path, token, None).await,
+        Body::Json(v) => app.req(method, path, token, Some(v)).await,
+        Body::Raw(ct, bytes) => app.raw(method, path, token, ct, bytes).await,
+    }
+}
+
+#[tokio::test]
+async fn every_route_enforces_its_declared_roles() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.admin_token.clone();
+    let customer = app.customer("strategic").await;
+    let site = app
+        .post(&format!("/api/v1/customers/{customer}/sites"), &admin, json!({ "name": "HQ", "address": "1 Main St", "latitude": 1.0, "longitude": 2.0 }))
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pl = app
+        .post("/api/v1/product-lines", &admin, json!({ "code": "DRL", "name_en": "Drill", "name_zh": "电钻", "category": "power_tool" }))
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let asset = app
+        .post("/api/v1/assets", &admin, json!({ "customer_id": customer, "product_line_id": pl, "model": "D1", "serial_number": "S1" }))
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let evidence_wo = app.work_order(&customer, "P2").await["id"].as_str().unwrap().to_owned();
+    let ev = app
+        .raw(Method::POST, &format!("/api/v1/work-orders/{evidence_wo}/evidence?kind=photo"), Some(&admin), "image/png", PNG_1X1.to_vec())
+        .await
+        .ok();
+    let fx = Fixture { customer: customer.clone(), site, product_line: pl, asset, evidence_wo, evidence: ev["id"].as_str().unwrap().to_owned() };
+
+    let mut sessions = vec![];
+    for &role in Role::ALL {
+        let s = app.user(role, (role == Role::Customer).then_some(customer.as_str())).await;
+        sessions.push((role, s));
+    }
+    let mut checked = 0;
+    for spec in ROUTES {
+        match spec.access {
+            Access::Public => {
+                let (path, body, _) = request_for(&app, &fx, spec, None).await;
+                let r = send(&app, spec, &path, body, None).await;
+                assert!(r.status.is_success(), "{} {} without a token: {} {}", spec.method, spec.path, r.status, r.body);
+                checked += 1;
+            }
+            Access::Roles(allowed) => {
+                let (path, body, _) = request_for(&app, &fx, spec, None).await;
+                let r = send(&app, spec, &path, body, None).await;
+                assert_eq!(r.problem(401), "unauthorized", "{} {} without a token", spec.method, spec.path);
+                checked += 1;
+                for (role, session) in &sessions {
+                    let (path, body, own) = request_for(&app, &fx, spec, Some(*role)).await;
+                    let token = own.as_deref().unwrap_or(&session.token);
+                    let r = send(&app, spec, &path, body, Some(token)).await;
+                    if allowed.contains(role) {
+                        assert!(r.status.is_success(), "{} {} as {role}: {} {}", spec.method, spec.path, r.status, r.body);
+                    } else {
+                        assert_eq!(r.problem(403), "forbidden", "{} {} as {role}", spec.method, spec.path);
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > ROUTES.len() * 5, "walked {checked} cells");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_with_its_roles() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let doc = app.req(Method::GET, "/api/v1/openapi.json", None, None).await.ok();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for spec in ROUTES {
+        let op = &doc["paths"][spec.path][spec.method.to_lowercase()];
+        assert_eq!(op["operationId"], spec.operation_id, "{} {}", spec.method, spec.path);
+        if let Access::Roles(roles) = spec.access {
+            let listed: Vec<&str> = op["x-roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+            assert_eq!(listed, roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
+        }
+        for schema in spec.request.iter().chain(Some(&spec.response).filter(|r| !r.is_empty())) {
+            assert!(doc["components"]["schemas"][*schema].is_object(), "schema {schema} missing");
+        }
+    }
+    app.stop().await;
+}
