@@ -56,10 +56,24 @@ pub fn now_millis() -> UnixMillis {
     (now.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// Formats Unix milliseconds as RFC 3339 (UTC) for the API.
+/// Formats Unix milliseconds as RFC 3339 in UTC with exactly three fraction digits
+/// (`2026-11-22T16:14:59.250Z`): fixed width, so the strings sort like the instants.
 pub fn rfc3339(ms: UnixMillis) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    t.format(FORMAT).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_have_a_fixed_width_and_parse_as_rfc3339() {
+        assert_eq!(super::rfc3339(1_795_363_758_250), "2026-11-22T16:09:18.250Z");
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        let parsed = time::OffsetDateTime::parse(&super::rfc3339(1_795_363_758_250), &time::format_description::well_known::Rfc3339).unwrap();
+        assert_eq!(parsed.unix_timestamp(), 1_795_363_758);
+    }
 }
