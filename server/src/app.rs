@@ -62,6 +62,11 @@ pub fn redact_url(url: &str) -> String {
 /// Creates the first admin when there are no users, and the demo data when configured.
 pub async fn bootstrap(state: &AppState) -> anyhow::Result<Bootstrap> {
     let mut out = Bootstrap::default();
+    // Compute the timing-equaliser hash now, off the reactor, not on the first bad login.
+    tokio::task::spawn_blocking(|| {
+        password::dummy_hash();
+    })
+    .await?;
     if repo::count_users(&state.db).await? == 0 {
         let pw = password::generate(20);
         let hash = password::hash(&pw).map_err(anyhow::Error::msg)?;

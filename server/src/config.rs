@@ -211,6 +211,9 @@ impl Config {
         {
             return key("database_url", "must start with sqlite:, postgres:// or postgresql://");
         }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return key("log.level", "is not a valid tracing filter (e.g. `info` or `fixline=debug,sqlx=warn`)");
+        }
         if self.auth.access_token_ttl_secs == 0 || self.auth.access_token_ttl_secs > 24 * 3600 {
             return key("auth.access_token_ttl_secs", "must be between 1 and 86400");
         }

@@ -97,8 +97,15 @@ impl IntoResponse for ApiError {
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if matches!(self, ApiError::TooManyRequests(_) | ApiError::Unavailable(_)) {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match self {
+            // Login limits count per minute.
+            ApiError::TooManyRequests(_) => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            ApiError::Unavailable(_) => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         if matches!(self, ApiError::Unauthorized(_)) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

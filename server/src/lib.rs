@@ -2,8 +2,8 @@
 //! # fixline
 //!
 //! An AR remote-assist and diagnosis server for after-sales service of power tools and
-//! machining equipment. This crate doc is the architecture overview; `../shared/DESIGN.md`
-//! (copied into `docs/` where it matters) is the product map.
+//! machining equipment. This crate doc is the architecture overview; `docs/architecture.md`
+//! expands on it and the README has the data-flow picture.
 //!
 //! ## Layers
 //!

@@ -86,12 +86,20 @@ async fn an_invite_link_logs_a_customer_in_once_and_only_for_its_work_order() {
     let list = app.get("/api/v1/work-orders", ct).await.ok();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     app.get("/api/v1/customers", ct).await.problem(403);
+    // An invite login sees its work order, not the rest of the customer.
+    app.get(&format!("/api/v1/customers/{customer}"), ct).await.problem(404);
+    let assets = app.get("/api/v1/assets", ct).await.ok();
+    assert!(assets["items"].as_array().unwrap().is_empty());
     // Single use.
     assert_eq!(app.req(Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": token }))).await.problem(410), "gone");
     // The log shows who invited and that the link was used.
     let events = app.get(&format!("/api/v1/work-orders/{id}/events"), &t).await.ok();
     let kinds: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["created", "invite_created", "invite_redeemed", "note_added"]);
+    // An invite to a work order that has since been cancelled no longer works.
+    let inv2 = app.post(&format!("/api/v1/work-orders/{id}/invites"), &expert.token, json!({})).await.ok();
+    app.transition(id, "cancelled", &t).await.ok();
+    app.req(Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": inv2["token"] }))).await.problem(410);
     // A tampered token is refused.
     let mut forged = token.to_owned();
     forged.push('A');

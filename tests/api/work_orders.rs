@@ -179,6 +179,15 @@ async fn lists_filter_sort_and_page_with_a_stable_cursor() {
         app.get("/api/v1/work-orders?status=bogus", &t).await.problem(400);
         app.get("/api/v1/work-orders?sort=title", &t).await.problem(400);
         app.get("/api/v1/work-orders?cursor=xyz", &t).await.problem(400);
+        // A cursor only continues the sort it was issued for.
+        let page = app.get("/api/v1/work-orders?sort=priority&limit=2", &t).await.ok();
+        let c = page["next_cursor"].as_str().unwrap();
+        app.get(&format!("/api/v1/work-orders?sort=created_at&limit=2&cursor={c}"), &t).await.problem(400);
+        app.get(&format!("/api/v1/work-orders?sort=-priority&limit=2&cursor={c}"), &t).await.problem(400);
+        let none_breached = app.get("/api/v1/work-orders?breached=true", &t).await.ok();
+        assert!(none_breached["items"].as_array().unwrap().is_empty());
+        let not_breached = app.get("/api/v1/work-orders?breached=false&limit=100", &t).await.ok();
+        assert_eq!(not_breached["items"].as_array().unwrap().len(), made.len());
         app.get("/api/v1/work-orders?limit=0", &t).await.problem(400);
         app.stop().await;
     }

@@ -48,9 +48,10 @@ impl Principal {
         Actor { who, role: Some(self.role) }
     }
 
-    /// Staff see every customer's data; customers only their own.
+    /// Staff see every customer's data; customers with an account only their own; an
+    /// invite login sees its work order and nothing else of the customer.
     pub fn may_see_customer(&self, customer: CustomerId) -> bool {
-        self.role != Role::Customer || self.customer_id == Some(customer)
+        self.role != Role::Customer || (self.work_order_scope.is_none() && self.customer_id == Some(customer))
     }
 
     /// Whether this caller may see a work order of `customer`.

@@ -169,7 +169,8 @@ async fn redeem_invite(State(state): State<AppState>, ApiJson(req): ApiJson<Invi
     };
     let work_order = crate::work_orders::repo::get(&state.db, wo).await?.ok_or_else(|| ApiError::not_found("work order"))?;
     let refresh = tokens::new_refresh_token();
-    // The invite login lives as long as the invite link would have, at most the refresh TTL.
+    // An invite login lasts `invite_ttl_secs` from redemption (long enough for the call
+    // and its follow-up), at most the refresh-token lifetime.
     let expires = now + (state.config.auth.invite_ttl_secs.min(state.config.auth.refresh_token_ttl_secs) as i64) * 1000;
     let mut tx = state.db.pool.begin().await?;
     if !repo::consume_invite(&mut tx, iid, now).await? {
@@ -179,7 +180,10 @@ async fn redeem_invite(State(state): State<AppState>, ApiJson(req): ApiJson<Invi
     let actor = Actor { who: ActorRef::Invite(iid), role: Some(Role::Customer) };
     crate::work_orders::repo::append_in(&mut tx, wo, Command::RecordInviteRedeemed { invite_id: iid }, &actor, &state.config.sla, now)
         .await
-        .map_err(super::work_orders::append_error)?;
+        .map_err(|e| match e {
+            crate::work_orders::repo::AppendError::Decide(d) => ApiError::Gone(format!("this invite link no longer works: {d}")),
+            other => super::work_orders::append_error(other),
+        })?;
     tx.commit().await?;
     let subject = Subject { uid: None, iid: Some(iid), role: Role::Customer, cid: Some(work_order.customer_id), wo: Some(wo) };
     Ok(Json(tokens_for(&state, sid, subject, refresh, expires)))

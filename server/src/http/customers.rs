@@ -153,7 +153,7 @@ async fn list_assets(State(state): State<AppState>, p: Principal, ApiQuery(q): A
     let after: Option<AssetId> = q.cursor.as_deref().map(extract::decode_cursor).transpose()?;
     let mut customer_id: Option<CustomerId> = q.customer_id.as_deref().map(|c| extract::id(c, "customer")).transpose()?;
     if p.role == Role::Customer {
-        if customer_id.is_some_and(|c| Some(c) != p.customer_id) {
+        if p.work_order_scope.is_some() || customer_id.is_some_and(|c| Some(c) != p.customer_id) {
             return Ok(Json(Page { items: vec![], next_cursor: None }));
         }
         customer_id = p.customer_id;

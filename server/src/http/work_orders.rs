@@ -202,12 +202,17 @@ async fn list(State(state): State<AppState>, p: Principal, ApiQuery(q): ApiQuery
     let limit = extract::page_size(q.limit, state.config.limits.max_page_size)?;
     let (sort, desc) = SortKey::parse(q.sort.as_deref().unwrap_or("-created_at")).map_err(ApiError::BadRequest)?;
     let cursor: Option<Cursor> = q.cursor.as_deref().map(extract::decode_cursor).transpose()?;
+    if let Some(c) = &cursor {
+        if c.s != repo::sort_name(sort, desc) || !sort.accepts(&c.v) {
+            return Err(ApiError::BadRequest("the cursor belongs to another sort order; start again without it".into()));
+        }
+    }
     let mut f = ListFilter {
         priority: q.priority,
         channel: q.channel,
         customer_id: q.customer_id.as_deref().map(|c| extract::id(c, "customer")).transpose()?,
         asset_id: q.asset_id.as_deref().map(|a| extract::id(a, "asset")).transpose()?,
-        breached_at: q.breached.filter(|b| *b).map(|_| crate::now_millis()),
+        breached_at: q.breached.map(|b| (b, crate::now_millis())),
         ..Default::default()
     };
     if let Some(s) = q.status.as_deref() {
@@ -338,6 +343,11 @@ async fn upload_evidence(
         return Err(ApiError::Validation("filename must not contain path separators".into()));
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    // Refuse before reading a byte: a declared type that is never accepted, or a closed case.
+    evidence::check_declared_type(q.kind, &ct).map_err(EvidenceError::into_api)?;
+    if crate::work_orders::lifecycle::is_terminal(w.status) {
+        return Err(ApiError::IllegalTransition(format!("the work order is {} and takes no further evidence", w.status)));
+    }
     let max = state.config.limits.max_evidence_bytes;
     if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
         if len > max as u64 {

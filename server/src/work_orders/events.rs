@@ -209,7 +209,12 @@ pub fn decide(state: &WorkOrder, cmd: Command, actor: &Actor, sla: &SlaPolicy) -
             }
             Ok(Event::InviteCreated { invite_id, expires_at })
         }
-        Command::RecordInviteRedeemed { invite_id } => Ok(Event::InviteRedeemed { invite_id }),
+        Command::RecordInviteRedeemed { invite_id } => {
+            if lifecycle::is_terminal(state.status) {
+                return Err(DecideError::Terminal(state.status));
+            }
+            Ok(Event::InviteRedeemed { invite_id })
+        }
     }
 }
 

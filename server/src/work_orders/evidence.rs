@@ -56,16 +56,18 @@ pub fn allowed_types(kind: EvidenceKind) -> &'static [&'static str] {
     }
 }
 
-/// Checks the declared type against the kind and the first bytes of the body.
-pub fn check_type(kind: EvidenceKind, content_type: &str, head: &[u8]) -> Result<(), EvidenceError> {
+/// Checks the declared type against the kind, before any byte is read.
+pub fn check_declared_type(kind: EvidenceKind, content_type: &str) -> Result<String, EvidenceError> {
     let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if !allowed_types(kind).contains(&ct.as_str()) {
-        return Err(EvidenceError::TypeNotAllowed {
-            kind,
-            content_type: ct,
-            allowed: allowed_types(kind).join(", "),
-        });
+        return Err(EvidenceError::TypeNotAllowed { kind, content_type: ct, allowed: allowed_types(kind).join(", ") });
     }
+    Ok(ct)
+}
+
+/// Checks the declared type against the kind and the first bytes of the body.
+pub fn check_type(kind: EvidenceKind, content_type: &str, head: &[u8]) -> Result<(), EvidenceError> {
+    let ct = check_declared_type(kind, content_type)?;
     let ok = match ct.as_str() {
         "image/jpeg" => head.starts_with(&[0xFF, 0xD8, 0xFF]),
         "image/png" => head.starts_with(b"\x89PNG\r\n\x1a\n"),
@@ -109,9 +111,9 @@ impl BlobStore {
         Some(self.root.join(&sha256[..2]).join(sha256))
     }
 
-    /// Streams chunks into a temp file, checking the type on the first chunk and the size
-    /// limit on every chunk; fsyncs and renames into place when complete. On any error
-    /// the temp file is removed.
+    /// Streams chunks into a temp file, checking the size limit on every chunk and the
+    /// magic bytes once the body is complete; fsyncs and renames into place. On any
+    /// error the temp file is removed.
     pub async fn write<S, E>(&self, kind: EvidenceKind, content_type: &str, max: usize, chunks: S) -> Result<StoredBlob, WriteError>
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,

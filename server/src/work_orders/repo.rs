@@ -262,6 +262,11 @@ impl SortKey {
         }
     }
 
+    /// The value type a cursor for this key must carry.
+    pub fn accepts(self, v: &CursorValue) -> bool {
+        matches!((self, v), (SortKey::Priority, CursorValue::Text(_)) | (SortKey::CreatedAt | SortKey::UpdatedAt | SortKey::ResolutionDue, CursorValue::Int(_)))
+    }
+
     pub fn parse(s: &str) -> Result<(SortKey, bool), String> {
         let (desc, name) = match s.strip_prefix('-') {
             Some(n) => (true, n),
@@ -301,6 +306,8 @@ pub enum CursorValue {
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cursor {
+    /// The `sort` parameter the cursor was issued for; another sort refuses it.
+    pub s: String,
     pub v: CursorValue,
     pub id: WorkOrderId,
 }
@@ -313,8 +320,13 @@ pub struct ListFilter {
     pub customer_id: Option<CustomerId>,
     pub asset_id: Option<AssetId>,
     pub only_id: Option<WorkOrderId>,
-    /// Unresolved and past the resolution deadline at this time.
-    pub breached_at: Option<UnixMillis>,
+    /// (true, t): unresolved and past the resolution deadline at t; (false, t): the rest.
+    pub breached_at: Option<(bool, UnixMillis)>,
+}
+
+/// The canonical `sort` parameter for a key and direction.
+pub fn sort_name(key: SortKey, desc: bool) -> String {
+    format!("{}{}", if desc { "-" } else { "" }, key.column())
 }
 
 enum Bind {
@@ -359,8 +371,10 @@ pub async fn list(
     if let Some(id) = f.only_id {
         push(&mut sql, " AND id = $?", Bind::Text(id.to_string()));
     }
-    if let Some(t) = f.breached_at {
-        push(&mut sql, " AND resolved_at IS NULL AND status NOT IN ('closed', 'cancelled') AND resolution_due < $?", Bind::Int(t));
+    match f.breached_at {
+        Some((true, t)) => push(&mut sql, " AND resolved_at IS NULL AND status NOT IN ('closed', 'cancelled') AND resolution_due < $?", Bind::Int(t)),
+        Some((false, t)) => push(&mut sql, " AND NOT (resolved_at IS NULL AND status NOT IN ('closed', 'cancelled') AND resolution_due < $?)", Bind::Int(t)),
+        None => {}
     }
     let col = sort.column();
     let (cmp, dir) = if desc { ("<", "DESC") } else { (">", "ASC") };
@@ -389,7 +403,7 @@ pub async fn list(
     let mut items = rows.iter().map(work_order_from_row).collect::<Result<Vec<_>, _>>()?;
     let next = if items.len() > limit as usize {
         items.truncate(limit as usize);
-        items.last().map(|w| Cursor { v: sort.value_of(w), id: w.id })
+        items.last().map(|w| Cursor { s: sort_name(sort, desc), v: sort.value_of(w), id: w.id })
     } else {
         None
     };
