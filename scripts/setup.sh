@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what fixline needs and is missing; safe to run again.
 #   scripts/setup.sh            runtime needs (ONNX Runtime library)
-#   scripts/setup.sh --test     plus the test peers (PostgreSQL server)
+#   scripts/setup.sh --test     plus the test peers (PostgreSQL server, Python onnxruntime)
+#   scripts/setup.sh --train    plus the model training requirements
 # Debian packages come from apt, the ONNX Runtime shared library from the official
 # Python wheel (PyPI) into .deps/ (git-ignored). Nothing else is downloaded.
 set -euo pipefail
@@ -31,7 +32,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-need_deb ca-certificates gcc pkg-config python3 python3-pip
+need_deb ca-certificates gcc pkg-config python3 python3-pip python3-venv
 if [ $want_test -eq 1 ]; then
   need_deb postgresql iproute2 util-linux
 fi
@@ -62,4 +63,18 @@ PY
   trap - EXIT
 fi
 ln -sfn "onnxruntime-$ONNXRUNTIME_VERSION" .deps/onnxruntime
+
+# Python peers in .deps/venv: the parity test's (--test) or the training scripts' (--train).
+python_reqs=""
+[ $want_test -eq 1 ] && python_reqs=models/training/requirements-test.txt
+[ "${1:-}" = "--train" ] && python_reqs=models/training/requirements.txt
+if [ -n "$python_reqs" ]; then
+  stamp=.deps/venv/.installed-$(sha256sum "$python_reqs" | cut -c1-16)
+  if [ ! -f "$stamp" ]; then
+    echo "setup: installing Python packages from $python_reqs into .deps/venv"
+    [ -x .deps/venv/bin/python ] || python3 -m venv .deps/venv || { need_deb python3-venv; python3 -m venv .deps/venv; }
+    .deps/venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$python_reqs"
+    touch "$stamp"
+  fi
+fi
 echo "setup: ok (ONNX Runtime at .deps/onnxruntime/lib)"

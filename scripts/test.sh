@@ -11,6 +11,7 @@ scripts/setup.sh --test
 
 # Build outside the namespace (it needs the registry); test inside it, offline.
 cargo fetch --locked
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.deps/onnxruntime/lib/libonnxruntime.so}"
 cargo test --locked --no-run --all-targets
 
 inner=$(mktemp)
@@ -33,6 +34,7 @@ as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
   -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdir -c fsync=off -c max_connections=200" start >/dev/null
 export FIXLINE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
 export FIXLINE_REQUIRE_POSTGRES=1
+export FIXLINE_TEST_PYTHON="$PWD/.deps/venv/bin/python"
 echo "test: PostgreSQL on 127.0.0.1:$port (throwaway)"
 cargo test --locked --offline "$@"
 INNER

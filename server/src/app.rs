@@ -14,6 +14,7 @@ use crate::auth::repo::{self, NewUser};
 use crate::auth::tokens::TokenKey;
 use crate::auth::{password, Role};
 use crate::config::Config;
+use crate::diagnosis::registry::{Registry, RegistrySettings};
 use crate::http::{self, AppState};
 use crate::store::Db;
 use crate::work_orders::evidence::BlobStore;
@@ -35,7 +36,23 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = Db::open(&url).await.with_context(|| format!("cannot open the database ({})", redact_url(&url)))?;
     let key = TokenKey::load_or_create(&config.data_dir.join("token.key")).context("cannot load the token key")?;
     let blobs = BlobStore::new(&config.data_dir).context("cannot create the evidence directory")?;
+    let diagnosis = if config.diagnosis.enabled {
+        let d = &config.diagnosis;
+        let mut dirs = Registry::discover(&d.models_dir)?;
+        dirs.extend(d.extra_model_dirs.iter().cloned());
+        let settings = RegistrySettings {
+            onnxruntime_library: d.effective_library(),
+            model_dirs: dirs,
+            sessions_per_model: d.sessions_per_model,
+            intra_threads: d.intra_threads,
+            queue_capacity: d.queue_capacity,
+        };
+        tokio::task::spawn_blocking(move || Registry::load(&settings)).await??
+    } else {
+        Registry::empty()
+    };
     Ok(AppState {
+        diagnosis: Arc::new(diagnosis),
         db,
         login_limiter: Arc::new(LoginLimiter::new(config.auth.login_attempts_per_minute)),
         config: Arc::new(config),

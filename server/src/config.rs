@@ -44,6 +44,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub sla: SlaPolicy,
+    pub diagnosis: DiagnosisConfig,
 }
 
 impl Default for Config {
@@ -58,6 +59,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             sla: SlaPolicy::default(),
+            diagnosis: DiagnosisConfig::default(),
         }
     }
 }
@@ -129,6 +131,56 @@ impl Default for LimitsConfig {
             max_evidence_bytes: 20 * 1024 * 1024,
             max_page_size: 200,
             request_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiagnosisConfig {
+    /// Load the models and diagnose photos and telemetry. When false the server runs
+    /// without ONNX Runtime and evidence is stored undiagnosed.
+    pub enabled: bool,
+    /// Every sub-directory with a manifest.json is loaded as a model.
+    pub models_dir: PathBuf,
+    /// More model directories (each holding a manifest.json), e.g. a user's own model.
+    pub extra_model_dirs: Vec<PathBuf>,
+    /// The ONNX Runtime shared library; empty means `ORT_DYLIB_PATH`, else
+    /// `.deps/onnxruntime/lib/libonnxruntime.so` (where scripts/setup.sh puts it).
+    pub onnxruntime_library: PathBuf,
+    /// Inference worker threads (each with its own session) per model.
+    pub sessions_per_model: usize,
+    /// ONNX Runtime intra-op threads per session.
+    pub intra_threads: usize,
+    /// Jobs waiting per model before uploads get 503 and live frames drop the oldest.
+    pub queue_capacity: usize,
+    /// Largest photo accepted for diagnosis, in pixels (width x height).
+    pub max_image_pixels: u64,
+}
+
+impl Default for DiagnosisConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            models_dir: PathBuf::from("models"),
+            extra_model_dirs: Vec::new(),
+            onnxruntime_library: PathBuf::new(),
+            sessions_per_model: 2,
+            intra_threads: 1,
+            queue_capacity: 32,
+            max_image_pixels: 40_000_000,
+        }
+    }
+}
+
+impl DiagnosisConfig {
+    pub fn effective_library(&self) -> PathBuf {
+        if !self.onnxruntime_library.as_os_str().is_empty() {
+            return self.onnxruntime_library.clone();
+        }
+        match std::env::var_os("ORT_DYLIB_PATH") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(".deps/onnxruntime/lib/libonnxruntime.so"),
         }
     }
 }
@@ -237,6 +289,18 @@ impl Config {
         }
         if self.limits.request_timeout_secs == 0 {
             return key("limits.request_timeout_secs", "must be positive");
+        }
+        if self.diagnosis.sessions_per_model == 0 || self.diagnosis.sessions_per_model > 64 {
+            return key("diagnosis.sessions_per_model", "must be between 1 and 64");
+        }
+        if self.diagnosis.intra_threads == 0 || self.diagnosis.intra_threads > 64 {
+            return key("diagnosis.intra_threads", "must be between 1 and 64");
+        }
+        if self.diagnosis.queue_capacity == 0 || self.diagnosis.queue_capacity > 100_000 {
+            return key("diagnosis.queue_capacity", "must be between 1 and 100000");
+        }
+        if self.diagnosis.max_image_pixels < 256 {
+            return key("diagnosis.max_image_pixels", "must be at least 256");
         }
         if !self.public_url.is_empty()
             && !self.public_url.starts_with("http://")

@@ -41,6 +41,7 @@ pub mod auth;
 pub mod config;
 pub mod customers;
 pub mod demo;
+pub mod diagnosis;
 pub mod error;
 pub mod http;
 pub mod ids;

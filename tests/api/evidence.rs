@@ -14,14 +14,14 @@ async fn a_photo_is_stored_by_content_hash_and_downloads_byte_for_byte() {
         let wo = app.work_order(&customer, "P2").await;
         let id = wo["id"].as_str().unwrap();
         let path = format!("/api/v1/work-orders/{id}/evidence?kind=photo&filename=gearbox.png");
-        let ev = app.raw(Method::POST, &path, Some(&t), "image/png", PNG_1X1.to_vec()).await.ok();
+        let ev = app.raw(Method::POST, &path, Some(&t), "image/png", photo()).await.ok();
         let sha = ev["sha256"].as_str().unwrap();
-        assert_eq!(sha, hex_sha256(PNG_1X1));
-        assert_eq!(ev["size_bytes"], PNG_1X1.len());
+        assert_eq!(sha, hex_sha256(&photo()));
+        assert_eq!(ev["size_bytes"], photo().len());
         let on_disk = app.dir.0.join("evidence").join(&sha[..2]).join(sha);
-        assert_eq!(std::fs::read(&on_disk).unwrap(), PNG_1X1);
+        assert_eq!(std::fs::read(&on_disk).unwrap(), photo());
         // Same bytes twice: two evidence rows, one blob.
-        let ev2 = app.raw(Method::POST, &path, Some(&t), "image/png", PNG_1X1.to_vec()).await.ok();
+        let ev2 = app.raw(Method::POST, &path, Some(&t), "image/png", photo()).await.ok();
         assert_eq!(ev2["sha256"], ev["sha256"]);
         assert_ne!(ev2["id"], ev["id"]);
         let list = app.get(&format!("/api/v1/work-orders/{id}/evidence"), &t).await.ok();
@@ -34,13 +34,18 @@ async fn a_photo_is_stored_by_content_hash_and_downloads_byte_for_byte() {
             .await
             .unwrap();
         assert_eq!(dl.headers()["content-type"], "image/png");
-        assert_eq!(dl.bytes().await.unwrap().as_ref(), PNG_1X1);
+        assert_eq!(dl.bytes().await.unwrap().as_ref(), photo().as_slice());
         let events = app.get(&format!("/api/v1/work-orders/{id}/events"), &t).await.ok();
         assert_eq!(events["items"][1]["kind"], "evidence_attached");
         assert_eq!(events["items"][1]["payload"]["sha256"], sha);
         // Telemetry as CSV.
-        let csv = b"t,accel_g\n0.0,0.01\n0.0001,0.02\n".to_vec();
-        app.raw(Method::POST, &format!("/api/v1/work-orders/{id}/evidence?kind=telemetry"), Some(&t), "text/csv", csv).await.ok();
+        // Telemetry as CSV (a real recording), with its rate and speed in the query.
+        let mut csv = String::from("t,accel_g\n");
+        for (i, v) in crate::diagnosis::cwru("de12k/130_OR007_0hp.f32").iter().take(9000).enumerate() {
+            csv.push_str(&format!("{},{v}\n", i as f64 / 12_000.0));
+        }
+        let r = app.raw(Method::POST, &format!("/api/v1/work-orders/{id}/evidence?kind=telemetry&sample_rate_hz=12000&rpm=1797"), Some(&t), "text/csv", csv.into_bytes()).await.ok();
+        assert_eq!(r["diagnosis"]["hypotheses"][0]["fault_id"], "bearing.outer_race");
         app.stop().await;
     }
 }
@@ -52,17 +57,18 @@ async fn wrong_type_mismatched_bytes_empty_and_oversized_uploads_are_refused_wit
     let customer = app.customer("standard").await;
     let wo = app.work_order(&customer, "P2").await;
     let id = wo["id"].as_str().unwrap();
-    let photo = format!("/api/v1/work-orders/{id}/evidence?kind=photo");
-    assert_eq!(app.raw(Method::POST, &photo, Some(&t), "image/gif", b"GIF89a....".to_vec()).await.problem(415), "unsupported-media-type");
-    app.raw(Method::POST, &photo, Some(&t), "image/png", b"not a png at all".to_vec()).await.problem(415);
-    app.raw(Method::POST, &photo, Some(&t), "image/png", vec![]).await.problem(422);
-    let mut big = PNG_1X1.to_vec();
+    let photo_url = format!("/api/v1/work-orders/{id}/evidence?kind=photo");
+    assert_eq!(app.raw(Method::POST, &photo_url, Some(&t), "image/gif", b"GIF89a....".to_vec()).await.problem(415), "unsupported-media-type");
+    app.raw(Method::POST, &photo_url, Some(&t), "image/png", b"not a png at all".to_vec()).await.problem(415);
+    app.raw(Method::POST, &photo_url, Some(&t), "image/png", vec![]).await.problem(422);
+    let mut big = photo();
+    assert!(big.len() < 5000);
     big.resize(5000, 0);
-    assert_eq!(app.raw(Method::POST, &photo, Some(&t), "image/png", big).await.problem(413), "payload-too-large");
-    app.raw(Method::POST, &format!("/api/v1/work-orders/{id}/evidence?kind=video"), Some(&t), "image/png", PNG_1X1.to_vec())
+    assert_eq!(app.raw(Method::POST, &photo_url, Some(&t), "image/png", big).await.problem(413), "payload-too-large");
+    app.raw(Method::POST, &format!("/api/v1/work-orders/{id}/evidence?kind=video"), Some(&t), "image/png", photo())
         .await
         .problem(400);
-    app.raw(Method::POST, &format!("/api/v1/work-orders/{id}/evidence?kind=photo&filename=../../etc/passwd"), Some(&t), "image/png", PNG_1X1.to_vec())
+    app.raw(Method::POST, &format!("/api/v1/work-orders/{id}/evidence?kind=photo&filename=../../etc/passwd"), Some(&t), "image/png", photo())
         .await
         .problem(422);
     // Nothing was recorded, and no stray temporary files remain.
@@ -74,7 +80,7 @@ async fn wrong_type_mismatched_bytes_empty_and_oversized_uploads_are_refused_wit
     assert_eq!(events["items"].as_array().unwrap().len(), 1);
     // A cancelled work order takes no more evidence.
     app.transition(id, "cancelled", &t).await.ok();
-    assert_eq!(app.raw(Method::POST, &photo, Some(&t), "image/png", PNG_1X1.to_vec()).await.problem(409), "illegal-transition");
+    assert_eq!(app.raw(Method::POST, &photo_url, Some(&t), "image/png", photo()).await.problem(409), "illegal-transition");
     let list = app.get(&format!("/api/v1/work-orders/{id}/evidence"), &t).await.ok();
     assert!(list["items"].as_array().unwrap().is_empty());
     app.post(&format!("/api/v1/work-orders/{id}/notes"), &t, json!({ "text": "closed case note" })).await.ok();

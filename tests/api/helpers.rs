@@ -72,7 +72,33 @@ pub fn test_config(dir: &TempDir, url: String) -> Config {
     c.database_url = url;
     c.auth.login_attempts_per_minute = 100_000;
     c.log.level = "warn".into();
+    c.diagnosis.models_dir = repo_path("models");
+    c.diagnosis.sessions_per_model = 1;
     c
+}
+
+/// A path inside the repository.
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A path inside the shared datasets (../shared/datasets next to the repository).
+pub fn dataset_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets").join(rel)
+}
+
+/// A PNG of `w` x `h` grey noise (a plausible, decodable photo).
+pub fn png_noise(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2654435761).max(1);
+    let img = image::GrayImage::from_fn(w, h, |_, _| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        image::Luma([(x & 0xff) as u8])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    out
 }
 
 pub struct TestApp {
@@ -223,10 +249,7 @@ pub struct Session {
     pub refresh: String,
 }
 
-/// A minimal valid PNG (1x1, grey).
-pub const PNG_1X1: &[u8] = &[
-    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00,
-    0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3A, 0x7E, 0x9B, 0x55, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78,
-    0x9C, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x48, 0xAF, 0xA4, 0x71, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44,
-    0xAE, 0x42, 0x60, 0x82,
-];
+/// A small decodable photo (64 x 64 grey noise), the same bytes every call.
+pub fn photo() -> Vec<u8> {
+    png_noise(64, 64, 7)
+}

@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod diagnosis;
 mod evidence;
 mod ops;
 mod process;

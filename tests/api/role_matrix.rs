@@ -125,11 +125,13 @@ async fn request_for(app: &TestApp, fx: &Fixture, spec: &RouteSpec, role: Option
         "list_events" => (format!("/api/v1/work-orders/{}/events", fresh_wo().await), Body::None),
         "upload_evidence" => (
             format!("/api/v1/work-orders/{}/evidence?kind=photo&filename=drill.png", fresh_wo().await),
-            Body::Raw("image/png", PNG_1X1.to_vec()),
+            Body::Raw("image/png", photo()),
         ),
         "list_evidence" => (format!("/api/v1/work-orders/{}/evidence", fx.evidence_wo), Body::None),
         "download_evidence" => (format!("/api/v1/work-orders/{}/evidence/{}", fx.evidence_wo, fx.evidence), Body::None),
         "create_invite" => (format!("/api/v1/work-orders/{}/invites", fresh_wo().await), Body::Json(json!({}))),
+        "get_diagnosis" => (format!("/api/v1/work-orders/{}/diagnosis", fx.evidence_wo), Body::None),
+        "list_models" => ("/api/v1/models".into(), Body::None),
         other => panic!("route {other} has no fixture in the role matrix test: add one"),
     };
     (path, body, token_override)
@@ -172,7 +174,7 @@ async fn every_route_enforces_its_declared_roles() {
         .to_owned();
     let evidence_wo = app.work_order(&customer, "P2").await["id"].as_str().unwrap().to_owned();
     let ev = app
-        .raw(Method::POST, &format!("/api/v1/work-orders/{evidence_wo}/evidence?kind=photo"), Some(&admin), "image/png", PNG_1X1.to_vec())
+        .raw(Method::POST, &format!("/api/v1/work-orders/{evidence_wo}/evidence?kind=photo"), Some(&admin), "image/png", photo())
         .await
         .ok();
     let fx = Fixture { customer: customer.clone(), site, product_line: pl, asset, evidence_wo, evidence: ev["id"].as_str().unwrap().to_owned() };

@@ -40,6 +40,7 @@ pub struct AppState {
     pub blobs: BlobStore,
     pub metrics: Arc<metrics::Metrics>,
     pub login_limiter: Arc<LoginLimiter>,
+    pub diagnosis: Arc<crate::diagnosis::registry::Registry>,
 }
 
 /// Serializes Unix milliseconds as an RFC 3339 string.

@@ -60,6 +60,8 @@ pub fn document() -> Value {
             op["parameters"].as_array_mut().expect("array").extend([
                 json!({ "name": "kind", "in": "query", "required": true, "schema": { "enum": ["photo", "telemetry", "snapshot"] } }),
                 json!({ "name": "filename", "in": "query", "schema": { "type": "string" } }),
+                json!({ "name": "sample_rate_hz", "in": "query", "schema": { "type": "number" }, "description": "telemetry as CSV or raw float32" }),
+                json!({ "name": "rpm", "in": "query", "schema": { "type": "number" }, "description": "telemetry as CSV or raw float32: shaft speed" }),
             ]);
             op["requestBody"] = json!({ "required": true, "content": {
                 "image/jpeg": {}, "image/png": {}, "text/csv": {}, "application/json": {}, "application/octet-stream": {}
@@ -191,6 +193,11 @@ fn schemas() -> Value {
         "Evidence": { "type": "object", "properties": { "id": s("string"), "work_order_id": s("string"), "kind": { "enum": ["photo", "telemetry", "snapshot"] },
             "content_type": s("string"), "sha256": s("string"), "size_bytes": s("integer"), "filename": opt("string"), "uploaded_by": s("string"), "created_at": time } },
         "EvidenceList": list("Evidence"),
+        "Diagnosis": { "type": "object", "properties": { "work_order_id": s("string"), "unknown_fault_codes": { "type": "array", "items": s("string") },
+            "hypotheses": { "type": "array", "items": { "type": "object", "properties": { "fault_id": s("string"), "confidence": s("number"),
+                "evidence": { "type": "array", "items": { "type": "object", "properties": { "kind": s("string"), "source": s("string"),
+                    "model": opt("string"), "probability": s("number"), "counted": s("boolean") } } } } } } } },
+        "ModelList": { "type": "object", "properties": { "items": { "type": "array", "items": { "type": "object" } } } },
         "InviteRequest": obj(&[], json!({ "ttl_secs": { "type": "integer", "minimum": 1 } })),
         "Invite": { "type": "object", "properties": { "invite_id": s("string"), "work_order_id": s("string"), "token": s("string"), "url": s("string"), "expires_at": time } },
     })

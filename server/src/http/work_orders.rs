@@ -16,7 +16,7 @@ use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::ids::{AssetId, CustomerId, EvidenceId, InviteId, SiteId, WorkOrderId};
 use crate::work_orders::events::{Command, EventRecord};
-use crate::work_orders::evidence::{self, EvidenceError, EvidenceKind, WriteError};
+use crate::work_orders::evidence::{self, EvidenceError, EvidenceKind};
 use crate::work_orders::model::{Channel, Priority, Status, WorkOrder};
 use crate::work_orders::repo::{self, AppendError, Cursor, ListFilter, SortKey};
 use crate::work_orders::sla::SlaPolicy;
@@ -35,6 +35,8 @@ pub fn router(max_evidence_bytes: usize) -> Router<AppState> {
         )
         .route("/work-orders/{id}/evidence/{evidence_id}", get(download_evidence))
         .route("/work-orders/{id}/invites", post(create_invite))
+        .route("/work-orders/{id}/diagnosis", get(get_diagnosis))
+        .route("/models", get(list_models))
 }
 
 pub fn append_error(e: AppendError) -> ApiError {
@@ -326,9 +328,40 @@ async fn list_events(
 pub struct EvidenceQuery {
     kind: EvidenceKind,
     filename: Option<String>,
+    /// Telemetry as CSV or raw float32: the sample rate (JSON carries its own).
+    sample_rate_hz: Option<f64>,
+    /// Telemetry as CSV or raw float32: the shaft speed.
+    rpm: Option<f64>,
+}
+
+/// What an upload answers: the stored evidence and, when a model could look at it, the
+/// model's verdict (and for telemetry the analysis the console plots).
+#[derive(Serialize)]
+pub struct EvidenceUpload {
+    #[serde(flatten)]
+    evidence: evidence::Evidence,
+    diagnosis: Option<crate::diagnosis::ModelVerdict>,
+    analysis: Option<crate::diagnosis::TelemetryAnalysis>,
+}
+
+pub fn diagnose_error(e: crate::diagnosis::DiagnoseError) -> ApiError {
+    use crate::diagnosis::registry::InferError;
+    use crate::diagnosis::DiagnoseError;
+    match e {
+        DiagnoseError::Image(e) => ApiError::Validation(e.to_string()),
+        DiagnoseError::Signal(e) => ApiError::Validation(e.to_string()),
+        DiagnoseError::Infer(InferError::Busy | InferError::Dropped) => {
+            ApiError::Unavailable("the diagnosis workers are busy; retry shortly".into())
+        }
+        DiagnoseError::Infer(InferError::Closed) => ApiError::Unavailable("the server is shutting down".into()),
+        other => ApiError::Internal(other.to_string()),
+    }
 }
 
 /// The body is the file itself; `Content-Type` says what it is (see evidence::allowed_types).
+/// Photos and snapshots go through the image model, telemetry through the vibration
+/// model, before anything is stored: an unreadable image or signal is a 422 and leaves
+/// no trace; a full inference queue is a 503.
 async fn upload_evidence(
     State(state): State<AppState>,
     p: Principal,
@@ -336,7 +369,7 @@ async fn upload_evidence(
     ApiQuery(q): ApiQuery<EvidenceQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<evidence::Evidence>), ApiError> {
+) -> Result<(StatusCode, Json<EvidenceUpload>), ApiError> {
     let w = visible(&state, &p, &id).await?;
     let filename = extract::opt_text("filename", q.filename.as_deref(), 255)?;
     if filename.as_deref().is_some_and(|f| f.contains(['/', '\\', '\0'])) {
@@ -344,27 +377,95 @@ async fn upload_evidence(
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     // Refuse before reading a byte: a declared type that is never accepted, or a closed case.
-    evidence::check_declared_type(q.kind, &ct).map_err(EvidenceError::into_api)?;
+    let ct = evidence::check_declared_type(q.kind, &ct).map_err(EvidenceError::into_api)?;
     if crate::work_orders::lifecycle::is_terminal(w.status) {
         return Err(ApiError::IllegalTransition(format!("the work order is {} and takes no further evidence", w.status)));
     }
     let max = state.config.limits.max_evidence_bytes;
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
-        if len > max as u64 {
-            return Err(EvidenceError::TooLarge(max).into_api());
+    let bytes = axum::body::to_bytes(body, max).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) || e.to_string().contains("length limit") {
+            EvidenceError::TooLarge(max).into_api()
+        } else {
+            ApiError::BadRequest(format!("could not read the upload: {e}"))
         }
-    }
-    let blob = state.blobs.write(q.kind, &ct, max, body.into_data_stream()).await.map_err(|e| match e {
-        WriteError::Invalid(e) => e.into_api(),
-        WriteError::Body(m) if m.contains("length limit") => EvidenceError::TooLarge(max).into_api(),
-        WriteError::Body(m) => ApiError::BadRequest(m),
-        WriteError::Io(e) => ApiError::Internal(e.to_string()),
     })?;
-    let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let ev = evidence::record(&state.db, w.id, q.kind, &ct, &blob, filename, &p.actor(), &state.config.sla)
+    if bytes.is_empty() {
+        return Err(EvidenceError::Empty.into_api());
+    }
+    evidence::check_type(q.kind, &ct, &bytes[..bytes.len().min(16)]).map_err(EvidenceError::into_api)?;
+    use crate::diagnosis::manifest::Task;
+    let (verdict, analysis) = match q.kind {
+        EvidenceKind::Photo | EvidenceKind::Snapshot => match state.diagnosis.for_task(Task::SurfaceDefectImage) {
+            Some(model) => {
+                let v = crate::diagnosis::diagnose_image(model, bytes.clone(), state.config.diagnosis.max_image_pixels, None)
+                    .await
+                    .map_err(diagnose_error)?;
+                (Some(v), None)
+            }
+            None => (None, None),
+        },
+        EvidenceKind::Telemetry => match state.diagnosis.for_task(Task::BearingFaultVibration) {
+            Some(model) => {
+                let signal = crate::diagnosis::telemetry::Signal::parse(&ct, &bytes, q.sample_rate_hz, q.rpm)
+                    .map_err(|e| ApiError::Validation(e.to_string()))?;
+                let (v, a) = crate::diagnosis::diagnose_signal(model, signal).await.map_err(diagnose_error)?;
+                (Some(v), Some(a))
+            }
+            None => (None, None),
+        },
+    };
+    let blob = state.blobs.write_bytes(&bytes).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let ev = evidence::record(&state.db, w.id, q.kind, &ct, &blob, filename, &p.actor(), &state.config.sla, verdict.clone())
         .await
         .map_err(append_error)?;
-    Ok((StatusCode::CREATED, Json(ev)))
+    Ok((StatusCode::CREATED, Json(EvidenceUpload { evidence: ev, diagnosis: verdict, analysis })))
+}
+
+/// The fused diagnosis of a work order: every model verdict recorded on it plus the
+/// fault codes reported with it, ranked.
+#[derive(Serialize)]
+pub struct DiagnosisView {
+    work_order_id: WorkOrderId,
+    hypotheses: Vec<crate::diagnosis::fusion::RankedFault>,
+    /// Reported codes that the asset's product line does not know.
+    unknown_fault_codes: Vec<String>,
+}
+
+async fn get_diagnosis(State(state): State<AppState>, p: Principal, ApiPath(id): ApiPath<String>) -> Result<Json<DiagnosisView>, ApiError> {
+    use crate::diagnosis::fusion::{fuse, VerdictInput};
+    use crate::work_orders::events::Event;
+    let w = visible(&state, &p, &id).await?;
+    let events = repo::all_events(&state.db, w.id).await?;
+    let mut verdicts = Vec::new();
+    for e in &events {
+        if let Event::DiagnosisAdded { evidence_id, source, verdict } = &e.event {
+            let src = evidence_id.map(|i| i.to_string()).unwrap_or_else(|| format!("event {}", e.seq));
+            verdicts.push((source.clone(), src, verdict.clone()));
+        }
+    }
+    let inputs: Vec<VerdictInput<'_>> = verdicts.iter().map(|(k, s, v)| VerdictInput { kind: k, source: s.clone(), verdict: v }).collect();
+    let mut codes = Vec::new();
+    let mut unknown_fault_codes = Vec::new();
+    let known = match w.asset_id {
+        Some(a) => match crate::customers::repo::asset(&state.db, a).await? {
+            Some(asset) => crate::customers::repo::fault_codes(&state.db, asset.product_line_id).await?,
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    for code in &w.fault_codes {
+        match known.iter().find(|f| &f.code == code) {
+            Some(f) => codes.push((code.clone(), f.fault_id.clone())),
+            None => unknown_fault_codes.push(code.clone()),
+        }
+    }
+    Ok(Json(DiagnosisView { work_order_id: w.id, hypotheses: fuse(&inputs, &codes), unknown_fault_codes }))
+}
+
+/// The models in service, with their manifests (labels, thresholds, metrics).
+async fn list_models(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let items: Vec<_> = state.diagnosis.models.iter().map(|m| &m.manifest).collect();
+    Json(serde_json::json!({ "items": items }))
 }
 
 impl EvidenceError {

@@ -78,7 +78,7 @@ pub struct EvidenceRef {
 }
 
 /// One event. Serialized with its `kind` tag as the stored payload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Event {
     Created {
@@ -118,6 +118,12 @@ pub enum Event {
     InviteRedeemed {
         invite_id: InviteId,
     },
+    /// A model's verdict on a piece of evidence (photo, snapshot, telemetry).
+    DiagnosisAdded {
+        evidence_id: Option<EvidenceId>,
+        source: String,
+        verdict: crate::diagnosis::ModelVerdict,
+    },
 }
 
 impl Event {
@@ -130,12 +136,13 @@ impl Event {
             Event::EvidenceAttached(_) => "evidence_attached",
             Event::InviteCreated { .. } => "invite_created",
             Event::InviteRedeemed { .. } => "invite_redeemed",
+            Event::DiagnosisAdded { .. } => "diagnosis_added",
         }
     }
 }
 
 /// A stored event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EventRecord {
     pub work_order_id: WorkOrderId,
     pub seq: i64,
@@ -153,6 +160,7 @@ pub enum Command {
     AttachEvidence(EvidenceRef),
     RecordInvite { invite_id: InviteId, expires_at: UnixMillis },
     RecordInviteRedeemed { invite_id: InviteId },
+    RecordDiagnosis { evidence_id: Option<EvidenceId>, source: String, verdict: crate::diagnosis::ModelVerdict },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -208,6 +216,12 @@ pub fn decide(state: &WorkOrder, cmd: Command, actor: &Actor, sla: &SlaPolicy) -
                 return Err(DecideError::Terminal(state.status));
             }
             Ok(Event::InviteCreated { invite_id, expires_at })
+        }
+        Command::RecordDiagnosis { evidence_id, source, verdict } => {
+            if lifecycle::is_terminal(state.status) {
+                return Err(DecideError::Terminal(state.status));
+            }
+            Ok(Event::DiagnosisAdded { evidence_id, source, verdict })
         }
         Command::RecordInviteRedeemed { invite_id } => {
             if lifecycle::is_terminal(state.status) {
@@ -289,7 +303,8 @@ pub fn apply(mut state: WorkOrder, event: &Event, at: UnixMillis) -> WorkOrder {
         Event::NoteAdded { .. }
         | Event::EvidenceAttached(_)
         | Event::InviteCreated { .. }
-        | Event::InviteRedeemed { .. } => {}
+        | Event::InviteRedeemed { .. }
+        | Event::DiagnosisAdded { .. } => {}
     }
     state.updated_at = at;
     state.version += 1;

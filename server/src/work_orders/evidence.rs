@@ -1,8 +1,8 @@
 //! Evidence attachments: photos, telemetry files and snapshots of a work order.
 //!
 //! Files are stored content-addressed under `<data_dir>/evidence/<sha[0..2]>/<sha>`: a
-//! body is streamed to a temporary file while it is hashed and size-checked, fsynced, and
-//! renamed into place, so a crash never leaves a half-written blob under a real name.
+//! body (size-checked while it was read) is hashed, written to a temporary file, fsynced
+//! and renamed into place, so a crash never leaves a half-written blob under a real name.
 //! The evidence row and its `evidence_attached` event are written in one transaction
 //! after the file is durable. Type checks look at the bytes, not only the declared type.
 
@@ -111,71 +111,27 @@ impl BlobStore {
         Some(self.root.join(&sha256[..2]).join(sha256))
     }
 
-    /// Streams chunks into a temp file, checking the size limit on every chunk and the
-    /// magic bytes once the body is complete; fsyncs and renames into place. On any
-    /// error the temp file is removed.
-    pub async fn write<S, E>(&self, kind: EvidenceKind, content_type: &str, max: usize, chunks: S) -> Result<StoredBlob, WriteError>
-    where
-        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
+    /// Writes a body already in memory (hash, temp file, fsync, rename).
+    pub async fn write_bytes(&self, bytes: &[u8]) -> std::io::Result<StoredBlob> {
         let tmp = self.root.join("tmp").join(uuid::Uuid::now_v7().to_string());
-        let result = self.write_tmp(&tmp, kind, content_type, max, chunks).await;
-        let blob = match result {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(e);
-            }
-        };
-        let dest = self.path_of(&blob.sha256).expect("a computed sha256 is well-formed");
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        let res = async {
+            file.write_all(bytes).await?;
+            file.sync_all().await
+        }
+        .await;
+        if let Err(e) = res {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        let dest = self.path_of(&sha256).expect("a computed sha256 is well-formed");
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
-        // Same content, same name: renaming over an existing blob is harmless.
         tokio::fs::rename(&tmp, &dest).await?;
-        Ok(blob)
+        Ok(StoredBlob { sha256, size: bytes.len() as u64 })
     }
-
-    async fn write_tmp<S, E>(&self, tmp: &Path, kind: EvidenceKind, content_type: &str, max: usize, mut chunks: S) -> Result<StoredBlob, WriteError>
-    where
-        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        use futures_util::StreamExt;
-        let mut file = tokio::fs::File::create(tmp).await?;
-        let mut hasher = Sha256::new();
-        let mut size: usize = 0;
-        let mut head: Vec<u8> = Vec::new();
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| WriteError::Body(e.to_string()))?;
-            size += chunk.len();
-            if size > max {
-                return Err(EvidenceError::TooLarge(max).into());
-            }
-            if head.len() < 16 {
-                head.extend_from_slice(&chunk[..chunk.len().min(16 - head.len())]);
-            }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await?;
-        }
-        if size == 0 {
-            return Err(EvidenceError::Empty.into());
-        }
-        check_type(kind, content_type, &head)?;
-        file.sync_all().await?;
-        Ok(StoredBlob { sha256: hex::encode(hasher.finalize()), size: size as u64 })
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error(transparent)]
-    Invalid(#[from] EvidenceError),
-    #[error("reading the upload failed: {0}")]
-    Body(String),
-    #[error("storing the upload failed: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// Records an evidence row and its event in one transaction.
@@ -188,6 +144,7 @@ pub async fn record(
     filename: Option<String>,
     actor: &crate::work_orders::events::Actor,
     sla: &crate::work_orders::sla::SlaPolicy,
+    verdict: Option<crate::diagnosis::ModelVerdict>,
 ) -> Result<Evidence, crate::work_orders::repo::AppendError> {
     use crate::work_orders::events::{Command, EvidenceRef};
     let ev = Evidence {
@@ -227,6 +184,10 @@ pub async fn record(
     .bind(ev.created_at)
     .execute(&mut *tx)
     .await?;
+    if let Some(verdict) = verdict {
+        let cmd = Command::RecordDiagnosis { evidence_id: Some(ev.id), source: kind.as_str().to_owned(), verdict };
+        crate::work_orders::repo::append_in(&mut tx, work_order, cmd, actor, sla, ev.created_at).await?;
+    }
     tx.commit().await?;
     Ok(ev)
 }

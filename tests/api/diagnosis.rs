@@ -1,0 +1,324 @@
+//! Diagnosis end to end: real NEU images and CWRU recordings through the API, the fused
+//! ranking, bad input, manifest validation at start-up, the bounded queue, and parity
+//! of the Rust pipeline with Python onnxruntime.
+
+use std::path::{Path, PathBuf};
+
+use fixline::diagnosis::manifest::{Manifest, Preprocessing, Task};
+use fixline::diagnosis::registry::{InferError, Registry, RegistrySettings};
+use fixline::diagnosis::{image as fimage, telemetry};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// A CWRU recording as f32 samples.
+pub fn cwru(rel: &str) -> Vec<f32> {
+    let bytes = std::fs::read(dataset_path(&format!("cwru/{rel}"))).expect("CWRU recording (../shared/datasets)");
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+/// The raw telemetry format: FXV1 header then little-endian float32 samples.
+fn raw_telemetry(samples: &[f32], rate: u32, rpm: f32) -> Vec<u8> {
+    let mut out = b"FXV1".to_vec();
+    out.extend(rate.to_le_bytes());
+    out.extend(rpm.to_le_bytes());
+    out.extend((samples.len() as u32).to_le_bytes());
+    out.extend(samples.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
+fn settings(dirs: Vec<PathBuf>, sessions: usize, queue: usize) -> RegistrySettings {
+    let cfg = fixline::config::DiagnosisConfig::default();
+    let lib = cfg.effective_library();
+    RegistrySettings {
+        onnxruntime_library: if lib.is_absolute() { lib } else { repo_path(&lib.to_string_lossy()) },
+        model_dirs: dirs,
+        sessions_per_model: sessions,
+        intra_threads: 1,
+        queue_capacity: queue,
+    }
+}
+
+fn heldout_images() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo_path("models/surface-neu/heldout.csv")).unwrap();
+    text.lines().skip(1).map(|l| l.split_once(',').map(|(f, c)| (f.to_owned(), c.to_owned())).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn held_out_defect_photos_are_recognised_and_a_smooth_frame_is_unknown() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("key").await;
+    let wo = app.work_order(&customer, "P2").await;
+    let id = wo["id"].as_str().unwrap();
+    // Two held-out images (never seen in training) per class.
+    let mut per_class = std::collections::BTreeMap::<String, usize>::new();
+    let (mut right, mut total) = (0, 0);
+    for (file, class) in heldout_images() {
+        let n = per_class.entry(class.clone()).or_default();
+        if *n >= 2 {
+            continue;
+        }
+        *n += 1;
+        let bytes = std::fs::read(dataset_path(&format!("images/{file}"))).unwrap();
+        let r = app.raw(Method::POST, &format!("/api/v1/work-orders/{id}/evidence?kind=photo"), Some(&t), "image/png", bytes).await.ok();
+        let top = &r["diagnosis"]["hypotheses"][0];
+        total += 1;
+        if top["label"] == class.as_str() && r["diagnosis"]["unknown"] == false {
+            right += 1;
+        }
+    }
+    assert_eq!(total, 12);
+    assert!(right >= 11, "{right}/12 held-out photos recognised");
+    // A smooth gradient (a wall, a sky) is no surface defect.
+    let img = image::GrayImage::from_fn(320, 240, |x, y| image::Luma([((x + y) / 3) as u8]));
+    let mut jpeg = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+    let r = app.raw(Method::POST, &format!("/api/v1/work-orders/{id}/evidence?kind=snapshot"), Some(&t), "image/jpeg", jpeg).await.ok();
+    assert_eq!(r["diagnosis"]["unknown"], true, "{}", r["diagnosis"]);
+    // The fused diagnosis lists the recognised defects; the unknown frame does not count.
+    let d = app.get(&format!("/api/v1/work-orders/{id}/diagnosis"), &t).await.ok();
+    let hyps = d["hypotheses"].as_array().unwrap();
+    assert!(hyps.len() >= 6);
+    assert!(hyps[0]["confidence"].as_f64().unwrap() > 0.9);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn vibration_recordings_are_diagnosed_by_fault_type_in_every_upload_format() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("strategic").await;
+    let wo = app.work_order(&customer, "P1").await;
+    let id = wo["id"].as_str().unwrap();
+    let url = |q: &str| format!("/api/v1/work-orders/{id}/evidence?kind=telemetry{q}");
+    // Raw float32 with header: inner race, 0.021 in, 1 hp.
+    let ir = cwru("de12k/210_IR021_1hp.f32");
+    let r = app.raw(Method::POST, &url(""), Some(&t), "application/octet-stream", raw_telemetry(&ir, 12_000, 1772.0)).await.ok();
+    assert_eq!(r["diagnosis"]["hypotheses"][0]["fault_id"], "bearing.inner_race", "{}", r["diagnosis"]);
+    assert_eq!(r["analysis"]["windows"], 14);
+    let markers = r["analysis"]["envelope"]["markers"].as_array().unwrap();
+    let bpfi = markers.iter().find(|m| m["name"] == "bpfi" && m["harmonic"] == 1).unwrap();
+    assert!((bpfi["hz"].as_f64().unwrap() - 5.4152 * 1772.0 / 60.0).abs() < 1e-6);
+    assert!(r["analysis"]["stats"]["kurtosis"].as_f64().unwrap() > 3.0);
+    // JSON: outer race, 0.007 in, 3 hp.
+    let or: Vec<f32> = cwru("de12k/133_OR007_3hp.f32").into_iter().take(40_000).collect();
+    let body = json!({ "sample_rate_hz": 12000, "rpm": 1725, "vibration": or });
+    let r = app.raw(Method::POST, &url(""), Some(&t), "application/json", serde_json::to_vec(&body).unwrap()).await.ok();
+    assert_eq!(r["diagnosis"]["hypotheses"][0]["fault_id"], "bearing.outer_race");
+    // The normal baseline.
+    let normal = cwru("de12k/097_N_0hp_from48k_head70.f32");
+    let r = app.raw(Method::POST, &url(""), Some(&t), "application/octet-stream", raw_telemetry(&normal, 12_000, 1796.0)).await.ok();
+    assert_eq!(r["diagnosis"]["hypotheses"][0]["fault_id"], "bearing.normal");
+    // Fused: inner race is the top fault; a reported fault code for it adds weight.
+    let d = app.get(&format!("/api/v1/work-orders/{id}/diagnosis"), &t).await.ok();
+    let top = &d["hypotheses"][0];
+    assert!(["bearing.inner_race", "bearing.outer_race", "bearing.normal"].contains(&top["fault_id"].as_str().unwrap()));
+    let events = app.get(&format!("/api/v1/work-orders/{id}/events"), &t).await.ok();
+    let kinds: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "diagnosis_added").count(), 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fault_codes_of_the_assets_product_line_join_the_ranking() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("key").await;
+    let pl = app.post("/api/v1/product-lines", &t, json!({ "code": "SPN", "name_en": "Spindle", "name_zh": "主轴", "category": "machining" })).await.ok();
+    let pl = pl["id"].as_str().unwrap();
+    let fc = json!({ "fault_id": "bearing.ball", "description_en": "Ball defect", "description_zh": "滚珠缺陷", "severity": "critical" });
+    app.req(Method::PUT, &format!("/api/v1/product-lines/{pl}/fault-codes/SP-103"), Some(&t), Some(fc)).await.ok();
+    let asset = app.post("/api/v1/assets", &t, json!({ "customer_id": customer, "product_line_id": pl, "model": "S", "serial_number": "X1" })).await.ok();
+    let wo = app
+        .post("/api/v1/work-orders", &t, json!({ "customer_id": customer, "asset_id": asset["id"], "title": "noise", "fault_codes": ["SP-103", "ZZ-9"] }))
+        .await
+        .ok();
+    let d = app.get(&format!("/api/v1/work-orders/{}/diagnosis", wo["id"].as_str().unwrap()), &t).await.ok();
+    assert_eq!(d["hypotheses"][0]["fault_id"], "bearing.ball");
+    assert_eq!(d["hypotheses"][0]["evidence"][0]["kind"], "fault_code");
+    assert_eq!(d["unknown_fault_codes"], json!(["ZZ-9"]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn corrupt_images_bad_signals_and_huge_photos_get_422_and_leave_no_trace() {
+    let app = spawn_with(Backend::Sqlite, |c| c.diagnosis.max_image_pixels = 100 * 100).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("standard").await;
+    let wo = app.work_order(&customer, "P3").await;
+    let id = wo["id"].as_str().unwrap();
+    let photo_url = format!("/api/v1/work-orders/{id}/evidence?kind=photo");
+    let tel = format!("/api/v1/work-orders/{id}/evidence?kind=telemetry");
+    let png = photo();
+    app.raw(Method::POST, &photo_url, Some(&t), "image/png", png[..png.len() / 2].to_vec()).await.problem(422);
+    let r = app.raw(Method::POST, &photo_url, Some(&t), "image/png", png_noise(200, 200, 3)).await;
+    r.problem(422);
+    assert!(r.body["detail"].as_str().unwrap().contains("pixels"));
+    let tiny = png_noise(8, 8, 1);
+    app.raw(Method::POST, &photo_url, Some(&t), "image/png", tiny).await.problem(422);
+    let mut sig = cwru("de12k/105_IR007_0hp.f32")[..20_000].to_vec();
+    sig[500] = f32::NAN;
+    let r = app.raw(Method::POST, &tel, Some(&t), "application/octet-stream", raw_telemetry(&sig, 12_000, 1797.0)).await;
+    assert!(r.body["detail"].as_str().unwrap().contains("sample 500"));
+    r.problem(422);
+    sig[500] = 0.0;
+    let r = app.raw(Method::POST, &tel, Some(&t), "application/octet-stream", raw_telemetry(&sig, 8_000, 1797.0)).await;
+    assert!(r.body["detail"].as_str().unwrap().contains("too low"), "{}", r.body);
+    app.raw(Method::POST, &tel, Some(&t), "application/octet-stream", raw_telemetry(&sig[..1000], 12_000, 1797.0)).await.problem(422);
+    app.raw(Method::POST, &tel, Some(&t), "application/octet-stream", raw_telemetry(&sig, 12_000, 0.0)).await.problem(422);
+    let mut truncated = raw_telemetry(&sig, 12_000, 1797.0);
+    truncated.truncate(truncated.len() - 3);
+    app.raw(Method::POST, &tel, Some(&t), "application/octet-stream", truncated).await.problem(422);
+    app.raw(Method::POST, &tel, Some(&t), "text/csv", b"vibration\n1\n2\n".to_vec()).await.problem(422);
+    let list = app.get(&format!("/api/v1/work-orders/{id}/evidence"), &t).await.ok();
+    assert!(list["items"].as_array().unwrap().is_empty());
+    assert_eq!(app.get(&format!("/api/v1/work-orders/{id}/events"), &t).await.ok()["items"].as_array().unwrap().len(), 1);
+    let models = app.get("/api/v1/models", &t).await.ok();
+    assert_eq!(models["items"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+fn copy_model(name: &str, into: &Path) -> PathBuf {
+    let dir = into.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["manifest.json", "model.onnx"] {
+        std::fs::copy(repo_path(&format!("models/{name}/{f}")), dir.join(f)).unwrap();
+    }
+    dir
+}
+
+#[tokio::test]
+async fn a_model_that_does_not_match_its_manifest_is_refused_at_start_up_naming_the_file() {
+    let tmp = TempDir::new();
+    let edit = |dir: &Path, f: &dyn Fn(&mut serde_json::Value)| {
+        let p = dir.join("manifest.json");
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    };
+    let load_err = |dir: PathBuf| Registry::load(&settings(vec![dir], 1, 4)).err().expect("refused").to_string();
+    // Input name that the graph does not have.
+    let d = copy_model("bearing-cwru", &tmp.0.join("a"));
+    edit(&d, &|v| v["input"]["name"] = json!("signal"));
+    let e = load_err(d.clone());
+    assert!(e.contains("model.onnx") && e.contains("signal"), "{e}");
+    // Output shape that disagrees with the labels.
+    let d = copy_model("surface-neu", &tmp.0.join("b"));
+    edit(&d, &|v| v["labels"].as_array_mut().unwrap().truncate(5));
+    let e = load_err(d);
+    assert!(e.contains("manifest.json"), "{e}");
+    // A model file that changed after its manifest was written.
+    let d = copy_model("bearing-cwru", &tmp.0.join("c"));
+    let mut bytes = std::fs::read(d.join("model.onnx")).unwrap();
+    bytes.push(0);
+    std::fs::write(d.join("model.onnx"), bytes).unwrap();
+    assert!(load_err(d).contains("content hash"));
+    // A broken model file with a matching hash.
+    let d = copy_model("bearing-cwru", &tmp.0.join("d"));
+    std::fs::write(d.join("model.onnx"), b"this is not onnx").unwrap();
+    let sha = { use sha2::Digest; hex::encode(sha2::Sha256::digest(b"this is not onnx")) };
+    edit(&d, &|v| v["sha256"] = json!(sha));
+    assert!(load_err(d).contains("cannot load"));
+    // An unknown manifest key.
+    let d = copy_model("bearing-cwru", &tmp.0.join("e"));
+    edit(&d, &|v| v["colour"] = json!("red"));
+    assert!(load_err(d).contains("colour"));
+    // The server refuses to start on a bad extra model directory.
+    let bad = copy_model("bearing-cwru", &tmp.0.join("f"));
+    edit(&bad, &|v| v["input"]["shape"] = json!([-1, 45]));
+    let dir = TempDir::new();
+    let mut c = test_config(&dir, format!("sqlite://{}?mode=rwc", dir.0.join("x.db").display()));
+    c.diagnosis.extra_model_dirs = vec![bad];
+    let e = fixline::app::start(c).await.err().expect("start refused").to_string();
+    assert!(e.contains("manifest.json"), "{e}");
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_the_oldest_frame_of_a_stream_and_refuses_other_jobs() {
+    let reg = Registry::load(&settings(vec![repo_path("models/bearing-cwru")], 1, 1)).unwrap();
+    let model = reg.for_task(Task::BearingFaultVibration).unwrap();
+    let Preprocessing::Envelope(p) = &model.manifest.preprocessing else { panic!() };
+    let input = vec![0.5f32; p.feature_count() * 64];
+    let jobs = (0..300).map(|_| model.infer(input.clone(), 64, None));
+    let results = futures_util::future::join_all(jobs).await;
+    assert!(results.iter().any(|r| r == &Err(InferError::Busy)), "a full queue refuses");
+    assert!(results.iter().all(|r| r.is_ok() || r == &Err(InferError::Busy)));
+    let jobs = (0..300).map(|_| model.infer(input.clone(), 64, Some("session-1".into())));
+    let results = futures_util::future::join_all(jobs).await;
+    assert!(results.iter().any(|r| r == &Err(InferError::Dropped)), "a stream's old frames are dropped");
+    assert!(results.iter().all(|r| r.is_ok() || r == &Err(InferError::Dropped)), "a stream is never refused");
+    assert!(results.last().unwrap().is_ok(), "the newest frame is always served");
+}
+
+/// Python reference outputs, or None when the parity peer is not installed.
+fn python_reference(args: &[&str]) -> Option<serde_json::Value> {
+    let python = std::env::var("FIXLINE_TEST_PYTHON").ok().filter(|p| Path::new(p).exists()).or_else(|| {
+        let p = repo_path(".deps/venv/bin/python");
+        p.exists().then(|| p.to_string_lossy().into_owned())
+    });
+    let Some(python) = python else {
+        assert!(std::env::var("FIXLINE_TEST_PYTHON").is_err(), "FIXLINE_TEST_PYTHON is set but missing");
+        eprintln!("note: no Python peer (.deps/venv); parity test skipped");
+        return None;
+    };
+    let out = std::process::Command::new(python).arg(repo_path("models/training/parity.py")).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+fn close(a: &[f32], b: &serde_json::Value, tol: f32, what: &str) {
+    let b: Vec<f32> = b.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    assert_eq!(a.len(), b.len(), "{what}: length");
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}[{i}]: rust {x} python {y}");
+    }
+}
+
+#[tokio::test]
+async fn the_rust_pipeline_matches_python_onnxruntime_on_the_same_inputs() {
+    let reg = Registry::load(&settings(vec![repo_path("models/bearing-cwru"), repo_path("models/surface-neu")], 1, 8)).unwrap();
+    // Images: a held-out PNG of each class, and a colour JPEG (luma conversion, crop).
+    let img_model = reg.for_task(Task::SurfaceDefectImage).unwrap();
+    let Preprocessing::Image(ip) = img_model.manifest.preprocessing.clone() else { panic!() };
+    let tmp = TempDir::new();
+    // Colour and non-square: exercises the luma weights and the centre crop. PNG, so both
+    // sides decode the same pixels (JPEG decoders may differ by a level or two).
+    let colour = image::RgbImage::from_fn(300, 200, |x, y| image::Rgb([(x % 256) as u8, (y * 3 % 256) as u8, ((x * y) % 251) as u8]));
+    let colour_path = tmp.0.join("colour.png");
+    colour.save(&colour_path).unwrap();
+    let mut files: Vec<PathBuf> = vec![colour_path];
+    let mut seen = std::collections::BTreeSet::new();
+    for (f, c) in heldout_images() {
+        if seen.insert(c) {
+            files.push(dataset_path(&format!("images/{f}")));
+        }
+    }
+    for f in files {
+        let Some(reference) = python_reference(&["image", f.to_str().unwrap(), repo_path("models/surface-neu").to_str().unwrap()]) else { return };
+        let g = fimage::decode(&std::fs::read(&f).unwrap(), 1 << 26, ip.luma_weights).unwrap();
+        let x = fimage::preprocess(&g, &ip);
+        close(&x, &reference["input"], 1e-5, "image tensor");
+        let out = img_model.infer(x, 1, None).await.unwrap();
+        close(&out.probabilities, &reference["probabilities"], 1e-4, "probabilities");
+        close(out.ood_distance.as_ref().unwrap(), &reference["ood_distance"], 1e-3, "ood distance");
+    }
+    // Vibration: features in Rust vs numpy, then the model.
+    let vib = reg.for_task(Task::BearingFaultVibration).unwrap();
+    let Preprocessing::Envelope(p) = vib.manifest.preprocessing.clone() else { panic!() };
+    for (file, rpm) in [("de12k/118_B007_0hp.f32", 1796.0), ("de12k/236_OR021_2hp.f32", 1748.0), ("de12k/097_N_0hp_from48k_head70.f32", 1796.0)] {
+        let path = dataset_path(&format!("cwru/{file}"));
+        let Some(reference) = python_reference(&["vibration", path.to_str().unwrap(), "12000", &rpm.to_string(), "1", "3", repo_path("models/bearing-cwru").to_str().unwrap()]) else { return };
+        let sig: Vec<f64> = cwru(file).into_iter().map(f64::from).collect();
+        let plans = telemetry::Plans::new(p.window_samples);
+        let mut batch = Vec::new();
+        for w in 1..4 {
+            batch.extend(telemetry::window_features(&plans, &p, &sig[w * p.window_samples..(w + 1) * p.window_samples], 12_000.0, rpm));
+        }
+        close(&batch, &reference["input"], 1e-4, "features");
+        let out = vib.infer(batch, 3, None).await.unwrap();
+        close(&out.probabilities, &reference["probabilities"], 1e-4, "probabilities");
+    }
+    let _ = Manifest::load(&repo_path("models/bearing-cwru")).unwrap();
+}
