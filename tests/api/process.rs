@@ -151,20 +151,33 @@ async fn a_killed_server_restarts_with_every_committed_work_order_and_event() {
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
+    use std::io::{Read, Write};
     let dir = TempDir::new();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut s = start(&dir);
     let pw = s.admin_password.clone().unwrap();
-    // A login is slow on purpose (Argon2id): it is in flight when the signal arrives.
-    let base = s.base.clone();
-    let c2 = client.clone();
-    let in_flight = tokio::spawn(async move {
-        c2.post(format!("{base}/api/v1/auth/login")).json(&json!({ "username": "admin", "password": pw })).send().await.map(|r| r.status())
-    });
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    let t = token(&client, &s.base, &pw).await;
+    let c: serde_json::Value =
+        client.post(format!("{}/api/v1/customers", s.base)).bearer_auth(&t).json(&json!({ "name": "K", "tier": "key" })).send().await.unwrap().json().await.unwrap();
+    let body = serde_json::to_vec(&json!({ "customer_id": c["id"], "title": "opened during shutdown" })).unwrap();
+    // Send the headers and half the body: the request is now in flight.
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    let head = format!(
+        "POST /api/v1/work-orders HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(&body[..body.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    let status = in_flight.await.unwrap().expect("the in-flight request got an answer");
-    assert_eq!(status.as_u16(), 200);
+    std::thread::sleep(Duration::from_millis(300));
+    // The server is draining, but this request still completes.
+    conn.write_all(&body[body.len() / 2..]).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut resp = String::new();
+    let _ = conn.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(code) = s.child.try_wait().unwrap() {
@@ -174,6 +187,12 @@ async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
         assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // New connections are refused once it has stopped; the work order was committed.
+    assert!(std::net::TcpStream::connect(&addr).is_err());
+    let s2 = start(&dir);
+    let t = token(&client, &s2.base, &pw).await;
+    let list: serde_json::Value = client.get(format!("{}/api/v1/work-orders", s2.base)).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["items"][0]["title"], "opened during shutdown");
 }
 
 #[test]
