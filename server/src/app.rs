@@ -14,6 +14,7 @@ use crate::auth::repo::{self, NewUser};
 use crate::auth::tokens::TokenKey;
 use crate::auth::{password, Role};
 use crate::config::Config;
+use crate::diagnosis::alerts::AlertMonitor;
 use crate::diagnosis::registry::{Registry, RegistrySettings};
 use crate::http::{self, AppState};
 use crate::store::Db;
@@ -51,7 +52,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     } else {
         Registry::empty()
     };
+    // Labels named `normal` are the healthy class of a model: they never raise alerts.
+    let normal_ids = diagnosis
+        .models
+        .iter()
+        .flat_map(|m| m.manifest.labels.iter().filter(|l| l.name == "normal").map(|l| l.fault_id.clone()))
+        .collect();
+    let alerts = AlertMonitor::new(config.diagnosis.alert_window, config.diagnosis.alert_threshold, normal_ids);
     Ok(AppState {
+        alerts: Arc::new(alerts),
         diagnosis: Arc::new(diagnosis),
         db,
         login_limiter: Arc::new(LoginLimiter::new(config.auth.login_attempts_per_minute)),

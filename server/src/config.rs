@@ -156,6 +156,10 @@ pub struct DiagnosisConfig {
     pub queue_capacity: usize,
     /// Largest photo accepted for diagnosis, in pixels (width x height).
     pub max_image_pixels: u64,
+    /// A telemetry alert needs this many consecutive uploads of one asset...
+    pub alert_window: usize,
+    /// ...whose mean probability of one fault (not `normal`) is at least this.
+    pub alert_threshold: f32,
 }
 
 impl Default for DiagnosisConfig {
@@ -169,6 +173,8 @@ impl Default for DiagnosisConfig {
             intra_threads: 1,
             queue_capacity: 32,
             max_image_pixels: 40_000_000,
+            alert_window: 3,
+            alert_threshold: 0.8,
         }
     }
 }
@@ -298,6 +304,12 @@ impl Config {
         }
         if self.diagnosis.queue_capacity == 0 || self.diagnosis.queue_capacity > 100_000 {
             return key("diagnosis.queue_capacity", "must be between 1 and 100000");
+        }
+        if self.diagnosis.alert_window == 0 || self.diagnosis.alert_window > 100 {
+            return key("diagnosis.alert_window", "must be between 1 and 100");
+        }
+        if !(0.0..=1.0).contains(&self.diagnosis.alert_threshold) {
+            return key("diagnosis.alert_threshold", "must be within 0..=1");
         }
         if self.diagnosis.max_image_pixels < 256 {
             return key("diagnosis.max_image_pixels", "must be at least 256");

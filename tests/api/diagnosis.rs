@@ -12,22 +12,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-/// A CWRU recording as f32 samples.
-pub fn cwru(rel: &str) -> Vec<f32> {
-    let bytes = std::fs::read(dataset_path(&format!("cwru/{rel}"))).expect("CWRU recording (../shared/datasets)");
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-}
-
-/// The raw telemetry format: FXV1 header then little-endian float32 samples.
-fn raw_telemetry(samples: &[f32], rate: u32, rpm: f32) -> Vec<u8> {
-    let mut out = b"FXV1".to_vec();
-    out.extend(rate.to_le_bytes());
-    out.extend(rpm.to_le_bytes());
-    out.extend((samples.len() as u32).to_le_bytes());
-    out.extend(samples.iter().flat_map(|v| v.to_le_bytes()));
-    out
-}
-
 fn settings(dirs: Vec<PathBuf>, sessions: usize, queue: usize) -> RegistrySettings {
     let cfg = fixline::config::DiagnosisConfig::default();
     let lib = cfg.effective_library();
@@ -321,4 +305,52 @@ async fn the_rust_pipeline_matches_python_onnxruntime_on_the_same_inputs() {
         close(&out.probabilities, &reference["probabilities"], 1e-4, "probabilities");
     }
     let _ = Manifest::load(&repo_path("models/bearing-cwru")).unwrap();
+}
+
+#[tokio::test]
+async fn a_persistent_fault_in_streamed_telemetry_opens_one_work_order_and_later_uploads_join_it() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("key").await;
+    let pl = app.post("/api/v1/product-lines", &t, json!({ "code": "MTR", "name_en": "Motor", "name_zh": "电机", "category": "machining" })).await.ok();
+    let asset = app.post("/api/v1/assets", &t, json!({ "customer_id": customer, "product_line_id": pl["id"], "model": "M", "serial_number": "G1" })).await.ok();
+    let aid = asset["id"].as_str().unwrap();
+    let gateway = app.user(fixline::auth::Role::Technician, None).await;
+    let url = format!("/api/v1/assets/{aid}/telemetry");
+    let normal = cwru("de12k/097_N_0hp_from48k_head70.f32");
+    let faulty = cwru("de12k/209_IR021_0hp.f32");
+    // Healthy data: diagnosed, not stored, no work order.
+    for _ in 0..3 {
+        let r = app.raw(Method::POST, &url, Some(&gateway.token), "application/octet-stream", raw_telemetry(&normal, 12_000, 1796.0)).await;
+        assert_eq!(r.status.as_u16(), 200);
+        assert_eq!(r.body["opened"], false);
+        assert!(r.body["work_order_id"].is_null());
+    }
+    // An inner-race fault in consecutive recordings: the third opens a work order.
+    let chunk = |i: usize| raw_telemetry(&faulty[i * 30_000..(i + 1) * 30_000], 12_000, 1797.0);
+    for i in 0..2 {
+        let r = app.raw(Method::POST, &url, Some(&gateway.token), "application/octet-stream", chunk(i)).await.ok();
+        assert!(r["alert"].is_null() && r["work_order_id"].is_null(), "{}", r["alert"]);
+    }
+    let r = app.raw(Method::POST, &url, Some(&gateway.token), "application/octet-stream", chunk(2)).await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+    assert_eq!(r.body["alert"]["fault_id"], "bearing.inner_race");
+    let wid = r.body["work_order_id"].as_str().unwrap().to_owned();
+    // The next upload joins the same work order instead of opening another.
+    let r = app.raw(Method::POST, &url, Some(&gateway.token), "application/octet-stream", chunk(3)).await.ok();
+    assert_eq!(r["work_order_id"], wid.as_str());
+    assert_eq!(r["opened"], false);
+    let wo = app.get(&format!("/api/v1/work-orders/{wid}"), &t).await.ok();
+    assert_eq!(wo["channel"], "telemetry_alert");
+    assert_eq!(wo["asset_id"], aid);
+    assert_eq!(wo["priority"], "P2");
+    let ev = app.get(&format!("/api/v1/work-orders/{wid}/evidence"), &t).await.ok();
+    assert_eq!(ev["items"].as_array().unwrap().len(), 2);
+    let d = app.get(&format!("/api/v1/work-orders/{wid}/diagnosis"), &t).await.ok();
+    assert_eq!(d["hypotheses"][0]["fault_id"], "bearing.inner_race");
+    let all = app.get("/api/v1/work-orders?channel=telemetry_alert", &t).await.ok();
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    // Customers cannot post telemetry; unknown assets are 404.
+    app.raw(Method::POST, &format!("/api/v1/assets/{}/telemetry", uuid::Uuid::now_v7()), Some(&t), "application/octet-stream", chunk(0)).await.problem(404);
+    app.stop().await;
 }

@@ -41,7 +41,7 @@ async fn a_photo_is_stored_by_content_hash_and_downloads_byte_for_byte() {
         // Telemetry as CSV.
         // Telemetry as CSV (a real recording), with its rate and speed in the query.
         let mut csv = String::from("t,accel_g\n");
-        for (i, v) in crate::diagnosis::cwru("de12k/130_OR007_0hp.f32").iter().take(9000).enumerate() {
+        for (i, v) in cwru("de12k/130_OR007_0hp.f32").iter().take(9000).enumerate() {
             csv.push_str(&format!("{},{v}\n", i as f64 / 12_000.0));
         }
         let r = app.raw(Method::POST, &format!("/api/v1/work-orders/{id}/evidence?kind=telemetry&sample_rate_hz=12000&rpm=1797"), Some(&t), "text/csv", csv.into_bytes()).await.ok();

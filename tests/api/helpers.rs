@@ -253,3 +253,20 @@ pub struct Session {
 pub fn photo() -> Vec<u8> {
     png_noise(64, 64, 7)
 }
+
+/// A CWRU recording as f32 samples.
+pub fn cwru(rel: &str) -> Vec<f32> {
+    let bytes = std::fs::read(dataset_path(&format!("cwru/{rel}"))).expect("CWRU recording (../shared/datasets)");
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+/// The raw telemetry format: FXV1 header then little-endian float32 samples.
+pub fn raw_telemetry(samples: &[f32], rate: u32, rpm: f32) -> Vec<u8> {
+    let mut out = b"FXV1".to_vec();
+    out.extend(rate.to_le_bytes());
+    out.extend(rpm.to_le_bytes());
+    out.extend((samples.len() as u32).to_le_bytes());
+    out.extend(samples.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+

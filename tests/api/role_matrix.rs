@@ -132,6 +132,10 @@ async fn request_for(app: &TestApp, fx: &Fixture, spec: &RouteSpec, role: Option
         "create_invite" => (format!("/api/v1/work-orders/{}/invites", fresh_wo().await), Body::Json(json!({}))),
         "get_diagnosis" => (format!("/api/v1/work-orders/{}/diagnosis", fx.evidence_wo), Body::None),
         "list_models" => ("/api/v1/models".into(), Body::None),
+        "ingest_telemetry" => (
+            format!("/api/v1/assets/{}/telemetry", fx.asset),
+            Body::Raw("application/octet-stream", raw_telemetry(&cwru("de12k/097_N_0hp_from48k_head70.f32")[..9000], 12_000, 1796.0)),
+        ),
         other => panic!("route {other} has no fixture in the role matrix test: add one"),
     };
     (path, body, token_override)

@@ -16,6 +16,7 @@
 //! This module does no HTTP and no SQL: the HTTP layer stores what it returns as
 //! work-order events. It never panics on input: a bad image or signal is an error value.
 
+pub mod alerts;
 pub mod fusion;
 pub mod image;
 pub mod manifest;

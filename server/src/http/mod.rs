@@ -9,6 +9,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod telemetry;
 pub mod users;
 pub mod work_orders;
 
@@ -41,6 +42,7 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub login_limiter: Arc<LoginLimiter>,
     pub diagnosis: Arc<crate::diagnosis::registry::Registry>,
+    pub alerts: Arc<crate::diagnosis::alerts::AlertMonitor>,
 }
 
 /// Serializes Unix milliseconds as an RFC 3339 string.
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(users::router())
         .merge(customers::router())
+        .merge(telemetry::router())
         .merge(work_orders::router(state.config.limits.max_evidence_bytes))
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(json_limit));

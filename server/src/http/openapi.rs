@@ -56,6 +56,13 @@ pub fn document() -> Value {
         if let Some(req) = r.request {
             op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{req}") } } } });
         }
+        if r.operation_id == "ingest_telemetry" {
+            op["parameters"].as_array_mut().expect("array").extend([
+                json!({ "name": "sample_rate_hz", "in": "query", "schema": { "type": "number" } }),
+                json!({ "name": "rpm", "in": "query", "schema": { "type": "number" } }),
+            ]);
+            op["requestBody"] = json!({ "required": true, "content": { "application/octet-stream": {}, "text/csv": {}, "application/json": {} } });
+        }
         if r.operation_id == "upload_evidence" {
             op["parameters"].as_array_mut().expect("array").extend([
                 json!({ "name": "kind", "in": "query", "required": true, "schema": { "enum": ["photo", "telemetry", "snapshot"] } }),
@@ -197,6 +204,8 @@ fn schemas() -> Value {
             "hypotheses": { "type": "array", "items": { "type": "object", "properties": { "fault_id": s("string"), "confidence": s("number"),
                 "evidence": { "type": "array", "items": { "type": "object", "properties": { "kind": s("string"), "source": s("string"),
                     "model": opt("string"), "probability": s("number"), "counted": s("boolean") } } } } } } } },
+        "TelemetryIngest": { "type": "object", "properties": { "diagnosis": { "type": "object" }, "analysis": { "type": "object" },
+            "alert": { "type": ["object", "null"] }, "work_order_id": opt("string"), "opened": s("boolean") } },
         "ModelList": { "type": "object", "properties": { "items": { "type": "array", "items": { "type": "object" } } } },
         "InviteRequest": obj(&[], json!({ "ttl_secs": { "type": "integer", "minimum": 1 } })),
         "Invite": { "type": "object", "properties": { "invite_id": s("string"), "work_order_id": s("string"), "token": s("string"), "url": s("string"), "expires_at": time } },

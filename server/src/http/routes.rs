@@ -87,6 +87,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r!("GET" "/api/v1/work-orders/{id}/evidence/{evidence_id}", Roles(ALL), "download_evidence", "Download one evidence file", "work-orders", None, 200 ""),
     r!("POST" "/api/v1/work-orders/{id}/invites", Roles(DESK), "create_invite", "Create a customer invite link for a work order", "work-orders", Some("InviteRequest"), 201 "Invite"),
     r!("GET" "/api/v1/work-orders/{id}/diagnosis", Roles(ALL), "get_diagnosis", "Get the fused, ranked diagnosis of a work order", "diagnosis", None, 200 "Diagnosis"),
+    r!("POST" "/api/v1/assets/{id}/telemetry", Roles(STAFF), "ingest_telemetry", "Ingest a vibration recording of an asset (gateways); persistent faults open a work order", "diagnosis", None, 200 "TelemetryIngest"),
     r!("GET" "/api/v1/models", Roles(STAFF), "list_models", "List the diagnosis models in service", "diagnosis", None, 200 "ModelList"),
 ];
 
