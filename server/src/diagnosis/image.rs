@@ -137,6 +137,39 @@ mod tests {
         assert!(out.iter().all(|v| (v - 0.5).abs() < 1e-6));
     }
 
+    /// A JPEG with an EXIF APP1 segment saying "rotate 90 degrees clockwise" (6).
+    fn jpeg_with_orientation(w: u32, h: u32, orientation: u16) -> Vec<u8> {
+        let img = ::image::GrayImage::from_fn(w, h, |x, _| ::image::Luma([if x < w / 2 { 0 } else { 255 }]));
+        let mut jpeg = Vec::new();
+        img.write_to(&mut Cursor::new(&mut jpeg), ::image::ImageFormat::Jpeg).unwrap();
+        let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+        tiff.extend(1u16.to_le_bytes()); // one IFD entry
+        tiff.extend(0x0112u16.to_le_bytes()); // Orientation
+        tiff.extend(3u16.to_le_bytes()); // SHORT
+        tiff.extend(1u32.to_le_bytes());
+        tiff.extend(orientation.to_le_bytes());
+        tiff.extend([0, 0]);
+        tiff.extend(0u32.to_le_bytes()); // no next IFD
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend(tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend([0xFF, 0xE1]);
+        out.extend(((app1.len() + 2) as u16).to_be_bytes());
+        out.extend(app1);
+        out.extend(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied_before_preprocessing() {
+        let upright = decode(&jpeg_with_orientation(64, 32, 1), 1 << 20, [0.3, 0.6, 0.1]).unwrap();
+        assert_eq!((upright.width, upright.height), (64, 32));
+        let rotated = decode(&jpeg_with_orientation(64, 32, 6), 1 << 20, [0.3, 0.6, 0.1]).unwrap();
+        assert_eq!((rotated.width, rotated.height), (32, 64));
+        // Left half dark before rotation: after 90 degrees clockwise the top half is dark.
+        assert!(rotated.pixels[2 * 32 + 16] < 64 && rotated.pixels[60 * 32 + 16] > 192);
+    }
+
     #[test]
     fn garbage_and_oversized_images_are_refused() {
         assert_eq!(decode(b"not an image at all, not at all", 1 << 20, [0.3, 0.6, 0.1]).err(), Some(ImageError::UnknownFormat));
