@@ -34,7 +34,7 @@ fi
 
 need_deb ca-certificates gcc pkg-config python3 python3-pip python3-venv
 if [ $want_test -eq 1 ]; then
-  need_deb postgresql iproute2 util-linux
+  need_deb postgresql iproute2 util-linux libvpx-dev
 fi
 
 # ONNX Runtime from the official wheel (the ort crate loads it at run time).

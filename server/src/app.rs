@@ -59,7 +59,19 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .flat_map(|m| m.manifest.labels.iter().filter(|l| l.name == "normal").map(|l| l.fault_id.clone()))
         .collect();
     let alerts = AlertMonitor::new(config.diagnosis.alert_window, config.diagnosis.alert_threshold, normal_ids);
+    let media = crate::media::MediaSettings {
+        udp_addrs: config.media.udp_addrs.clone(),
+        ice_check_interval: std::time::Duration::from_millis(config.media.ice_check_interval_ms),
+    };
+    let hub = crate::signal::hub::spawn(
+        db.clone(),
+        config.sla,
+        std::time::Duration::from_secs(config.sessions.grace_secs),
+        config.sessions.max_participants,
+        config.sessions.avg_session_minutes * 60,
+    );
     Ok(AppState {
+        signal: Arc::new(crate::signal::SignalState::new(hub, media)),
         alerts: Arc::new(alerts),
         diagnosis: Arc::new(diagnosis),
         db,

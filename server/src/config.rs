@@ -45,6 +45,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub sla: SlaPolicy,
     pub diagnosis: DiagnosisConfig,
+    pub media: MediaConfig,
+    pub sessions: SessionsConfig,
 }
 
 impl Default for Config {
@@ -60,6 +62,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             sla: SlaPolicy::default(),
             diagnosis: DiagnosisConfig::default(),
+            media: MediaConfig::default(),
+            sessions: SessionsConfig::default(),
         }
     }
 }
@@ -191,6 +195,40 @@ impl DiagnosisConfig {
     }
 }
 
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// UDP addresses the WebRTC stack binds (host:port; port 0 picks one per peer
+    /// connection). Use the address clients reach, never a wildcard: 127.0.0.1 for
+    /// loopback-only tests, the LAN or public address otherwise.
+    pub udp_addrs: Vec<String>,
+    /// Interval between ICE connectivity checks; shorter connects faster.
+    pub ice_check_interval_ms: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self { udp_addrs: vec!["127.0.0.1:0".into()], ice_check_interval_ms: 50 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// A live session with nobody connected ends (outcome `abandoned`) after this long.
+    pub grace_secs: u64,
+    /// Most connected participants in one session.
+    pub max_participants: usize,
+    /// Typical length of a remote session, for the customer's wait estimate.
+    pub avg_session_minutes: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self { grace_secs: 30, max_participants: 6, avg_session_minutes: 10 }
+    }
+}
+
 /// Command-line and environment overrides for the four top-level options.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -313,6 +351,27 @@ impl Config {
         }
         if self.diagnosis.max_image_pixels < 256 {
             return key("diagnosis.max_image_pixels", "must be at least 256");
+        }
+        if self.media.udp_addrs.is_empty() {
+            return key("media.udp_addrs", "needs at least one address");
+        }
+        for a in &self.media.udp_addrs {
+            match a.parse::<SocketAddr>() {
+                Ok(s) if s.ip().is_unspecified() => {
+                    return key("media.udp_addrs", "must name a concrete address, not 0.0.0.0 (loopback would be skipped)")
+                }
+                Ok(_) => {}
+                Err(_) => return key("media.udp_addrs", &format!("`{a}` is not host:port")),
+            }
+        }
+        if self.media.ice_check_interval_ms == 0 || self.media.ice_check_interval_ms > 5_000 {
+            return key("media.ice_check_interval_ms", "must be between 1 and 5000");
+        }
+        if self.sessions.max_participants < 2 || self.sessions.max_participants > 50 {
+            return key("sessions.max_participants", "must be between 2 and 50");
+        }
+        if self.sessions.grace_secs == 0 {
+            return key("sessions.grace_secs", "must be positive");
         }
         if !self.public_url.is_empty()
             && !self.public_url.starts_with("http://")

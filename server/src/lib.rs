@@ -45,6 +45,9 @@ pub mod diagnosis;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod media;
+pub mod session;
+pub mod signal;
 pub mod store;
 pub mod work_orders;
 

@@ -3,11 +3,13 @@
 //! `scripts/test.sh` always does).
 
 mod helpers;
+mod vp8;
 
 mod auth;
 mod bad_input;
 mod diagnosis;
 mod evidence;
+mod live;
 mod ops;
 mod process;
 mod role_matrix;

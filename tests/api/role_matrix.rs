@@ -191,6 +191,8 @@ async fn every_route_enforces_its_declared_roles() {
     let mut checked = 0;
     for spec in ROUTES {
         match spec.access {
+            // The signaling socket authenticates in-band, per message: tests/api/live.rs.
+            Access::Public if spec.operation_id == "signal" => continue,
             Access::Public => {
                 let (path, body, _) = request_for(&app, &fx, spec, None).await;
                 let r = send(&app, spec, &path, body, None).await;

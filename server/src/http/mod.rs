@@ -43,6 +43,7 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     pub diagnosis: Arc<crate::diagnosis::registry::Registry>,
     pub alerts: Arc<crate::diagnosis::alerts::AlertMonitor>,
+    pub signal: Arc<crate::signal::SignalState>,
 }
 
 /// Serializes Unix milliseconds as an RFC 3339 string.
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(customers::router())
         .merge(telemetry::router())
+        .merge(crate::signal::router())
         .merge(work_orders::router(state.config.limits.max_evidence_bytes))
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(json_limit));

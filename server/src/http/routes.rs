@@ -52,6 +52,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r!("GET" "/readyz", Public, "readyz", "Report whether the database is reachable and migrated", "ops", None, 200 "Health"),
     r!("GET" "/metrics", Public, "metrics", "Export Prometheus metrics", "ops", None, 200 ""),
     r!("GET" "/api/v1/openapi.json", Public, "openapi", "Get the OpenAPI document", "ops", None, 200 ""),
+    r!("GET" "/api/v1/signal", Public, "signal", "Open the signaling WebSocket (authenticate in-band with `auth`)", "live", None, 101 ""),
     r!("POST" "/api/v1/auth/login", Public, "login", "Log in with user name and password", "auth", Some("LoginRequest"), 200 "TokenResponse"),
     r!("POST" "/api/v1/auth/refresh", Public, "refresh", "Exchange a refresh token for new tokens", "auth", Some("RefreshRequest"), 200 "TokenResponse"),
     r!("POST" "/api/v1/auth/invite", Public, "redeem_invite", "Redeem a customer invite link", "auth", Some("InviteRedeemRequest"), 200 "TokenResponse"),

@@ -118,6 +118,12 @@ pub enum Event {
     InviteRedeemed {
         invite_id: InviteId,
     },
+    /// Someone joined the live session (`part`: customer, expert, observer).
+    SessionJoined { part: String, who: String },
+    /// Someone's connection left the live session.
+    SessionLeft { part: String, who: String, connected_ms: i64 },
+    /// The live session ended with an outcome; the timeline in numbers.
+    SessionEnded { outcome: String, duration_ms: i64, participants: u32, reconnects: u32 },
     /// A model's verdict on a piece of evidence (photo, snapshot, telemetry).
     DiagnosisAdded {
         evidence_id: Option<EvidenceId>,
@@ -137,6 +143,9 @@ impl Event {
             Event::InviteCreated { .. } => "invite_created",
             Event::InviteRedeemed { .. } => "invite_redeemed",
             Event::DiagnosisAdded { .. } => "diagnosis_added",
+            Event::SessionJoined { .. } => "session_joined",
+            Event::SessionLeft { .. } => "session_left",
+            Event::SessionEnded { .. } => "session_ended",
         }
     }
 }
@@ -161,6 +170,8 @@ pub enum Command {
     RecordInvite { invite_id: InviteId, expires_at: UnixMillis },
     RecordInviteRedeemed { invite_id: InviteId },
     RecordDiagnosis { evidence_id: Option<EvidenceId>, source: String, verdict: crate::diagnosis::ModelVerdict },
+    /// A live-session timeline entry (one of the `Session*` events).
+    RecordSession(Event),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -173,6 +184,8 @@ pub enum DecideError {
     Terminal(Status),
     #[error("priority is already {0}")]
     SamePriority(Priority),
+    #[error("`{0}` is not a session event")]
+    NotASessionEvent(&'static str),
 }
 
 /// Decides the event a command produces on the current state. Pure.
@@ -223,6 +236,10 @@ pub fn decide(state: &WorkOrder, cmd: Command, actor: &Actor, sla: &SlaPolicy) -
             }
             Ok(Event::DiagnosisAdded { evidence_id, source, verdict })
         }
+        Command::RecordSession(e) => match e {
+            Event::SessionJoined { .. } | Event::SessionLeft { .. } | Event::SessionEnded { .. } => Ok(e),
+            other => Err(DecideError::NotASessionEvent(other.kind())),
+        },
         Command::RecordInviteRedeemed { invite_id } => {
             if lifecycle::is_terminal(state.status) {
                 return Err(DecideError::Terminal(state.status));
@@ -304,7 +321,10 @@ pub fn apply(mut state: WorkOrder, event: &Event, at: UnixMillis) -> WorkOrder {
         | Event::EvidenceAttached(_)
         | Event::InviteCreated { .. }
         | Event::InviteRedeemed { .. }
-        | Event::DiagnosisAdded { .. } => {}
+        | Event::DiagnosisAdded { .. }
+        | Event::SessionJoined { .. }
+        | Event::SessionLeft { .. }
+        | Event::SessionEnded { .. } => {}
     }
     state.updated_at = at;
     state.version += 1;

@@ -1,0 +1,325 @@
+//! The hub task: owns the session state machine (`session::Hub`), the connected peers'
+//! outboxes and the media rooms, and executes the machine's effects: messages to
+//! sockets and work-order changes. One task, fed by a channel: no shared session state.
+//! Work-order events are committed before the participants are told.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::protocol::{codes, ParticipantView, QueueItem, ServerMsg};
+use crate::auth::{Principal, Role};
+use crate::ids::WorkOrderId;
+use crate::media::room::MediaRoom;
+use crate::session::{Effect, Hub, Outcome, Part, PeerId, Waiting};
+use crate::store::Db;
+use crate::work_orders::events::{Actor, Command, Event};
+use crate::work_orders::model::{Status, WorkOrder};
+use crate::work_orders::repo;
+use crate::work_orders::sla::SlaPolicy;
+
+/// A socket-level error: stable code and message.
+pub type Refusal = (&'static str, String);
+
+pub enum HubCmd {
+    Register { peer: PeerId, principal: Principal, name: String, outbox: mpsc::Sender<ServerMsg> },
+    Queue { peer: PeerId, work_order: Box<WorkOrder>, reply: oneshot::Sender<Result<(), Refusal>> },
+    Online { peer: PeerId },
+    Accept { peer: PeerId, work_order: WorkOrderId, reply: oneshot::Sender<Result<Arc<MediaRoom>, Refusal>> },
+    Join { peer: PeerId, work_order: WorkOrderId, part: Part, reply: oneshot::Sender<Result<Arc<MediaRoom>, Refusal>> },
+    Relay { peer: PeerId, msg: ServerMsg, customers_only: bool },
+    End { peer: PeerId, outcome: Outcome, reply: oneshot::Sender<Result<(), Refusal>> },
+    Left { peer: PeerId },
+    /// The media room of the session a peer was put into by someone else (a queued
+    /// customer whose call was accepted).
+    RoomOf { peer: PeerId, reply: oneshot::Sender<Result<(WorkOrderId, Arc<MediaRoom>), Refusal>> },
+}
+
+struct PeerInfo {
+    principal: Principal,
+    name: String,
+    outbox: mpsc::Sender<ServerMsg>,
+    online_expert: bool,
+}
+
+pub struct HubTask {
+    hub: Hub,
+    peers: HashMap<PeerId, PeerInfo>,
+    rooms: HashMap<WorkOrderId, Arc<MediaRoom>>,
+    titles: HashMap<WorkOrderId, (String, String, String)>,
+    db: Db,
+    sla: SlaPolicy,
+    /// Expected minutes per remote session, for the customer's wait estimate.
+    avg_session_secs: u64,
+}
+
+/// Starts the hub; it stops when every sender is dropped.
+pub fn spawn(db: Db, sla: SlaPolicy, grace: Duration, max_participants: usize, avg_session_secs: u64) -> mpsc::Sender<HubCmd> {
+    let (tx, mut rx) = mpsc::channel::<HubCmd>(1024);
+    let mut task = HubTask {
+        hub: Hub::new(grace.as_millis() as i64, max_participants),
+        peers: HashMap::new(),
+        rooms: HashMap::new(),
+        titles: HashMap::new(),
+        db,
+        sla,
+        avg_session_secs,
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => task.handle(cmd).await,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let effects = task.hub.tick(crate::now_millis());
+                    task.run(effects, None).await;
+                }
+            }
+        }
+    });
+    tx
+}
+
+impl HubTask {
+    async fn handle(&mut self, cmd: HubCmd) {
+        let now = crate::now_millis();
+        match cmd {
+            HubCmd::Register { peer, principal, name, outbox } => {
+                self.peers.insert(peer, PeerInfo { principal, name, outbox, online_expert: false });
+            }
+            HubCmd::Queue { peer, work_order, reply } => {
+                let w = *work_order;
+                let waiting = Waiting { work_order: w.id, peer, resolution_due: w.resolution_due, priority: w.priority, tier: w.tier, since: now };
+                self.titles.insert(w.id, (w.title.clone(), w.priority.to_string(), w.tier.to_string()));
+                match self.hub.enqueue(waiting) {
+                    Ok(effects) => {
+                        let _ = reply.send(Ok(()));
+                        self.run(effects, None).await;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err((codes::CONFLICT, e.to_string())));
+                    }
+                }
+            }
+            HubCmd::Online { peer } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.online_expert = true;
+                }
+                self.send_queue_snapshot(Some(peer));
+            }
+            HubCmd::Accept { peer, work_order, reply } => {
+                let user = self.peers.get(&peer).and_then(|p| p.principal.user_id);
+                // Move the work order first: only a work order that may enter a remote
+                // session gets one.
+                if let Err(e) = self.enter_session(work_order, peer).await {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                match self.hub.accept(work_order, peer, user, now) {
+                    Ok(effects) => {
+                        let room = self.rooms.entry(work_order).or_insert_with(MediaRoom::new).clone();
+                        let _ = reply.send(Ok(room));
+                        self.run(effects, Some(peer)).await;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err((codes::CONFLICT, e.to_string())));
+                    }
+                }
+            }
+            HubCmd::Join { peer, work_order, part, reply } => {
+                let user = self.peers.get(&peer).and_then(|p| p.principal.user_id);
+                match self.hub.join(work_order, peer, user, part, now) {
+                    Ok(effects) => {
+                        let room = self.rooms.entry(work_order).or_insert_with(MediaRoom::new).clone();
+                        let _ = reply.send(Ok(room));
+                        self.run(effects, Some(peer)).await;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err((codes::CONFLICT, e.to_string())));
+                    }
+                }
+            }
+            HubCmd::Relay { peer, msg, customers_only } => {
+                if let Some(room) = self.hub.room_of(peer) {
+                    let targets: Vec<PeerId> = room
+                        .participants
+                        .iter()
+                        .filter(|p| p.connected && p.peer != peer && (!customers_only || p.part == Part::Customer))
+                        .map(|p| p.peer)
+                        .collect();
+                    for t in targets {
+                        self.send(t, msg.clone());
+                    }
+                }
+            }
+            HubCmd::End { peer, outcome, reply } => {
+                let Some(wo) = self.hub.room_of(peer).map(|r| r.work_order) else {
+                    let _ = reply.send(Err((codes::NOT_FOUND, "you are not in a session".into())));
+                    return;
+                };
+                match self.hub.end(wo, peer, outcome, now) {
+                    Ok(effects) => {
+                        self.run(effects, Some(peer)).await;
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err((codes::FORBIDDEN, e.to_string())));
+                    }
+                }
+            }
+            HubCmd::RoomOf { peer, reply } => {
+                let found = self.hub.room_of(peer).map(|r| r.work_order).and_then(|wo| self.rooms.get(&wo).map(|m| (wo, m.clone())));
+                let _ = reply.send(found.ok_or((codes::NOT_FOUND, "not in a session".to_owned())));
+            }
+            HubCmd::Left { peer } => {
+                let effects = self.hub.left(peer, now);
+                self.run(effects, Some(peer)).await;
+                for room in self.rooms.values() {
+                    room.unpublish(peer);
+                }
+                self.peers.remove(&peer);
+            }
+        }
+    }
+
+    fn send(&self, peer: PeerId, msg: ServerMsg) {
+        if let Some(p) = self.peers.get(&peer) {
+            // A full outbox means a stuck client: it misses this message rather than
+            // stalling everyone else.
+            let _ = p.outbox.try_send(msg);
+        }
+    }
+
+    fn actor_of(&self, peer: Option<PeerId>) -> Actor {
+        peer.and_then(|p| self.peers.get(&p)).map(|p| p.principal.actor()).unwrap_or(Actor::SYSTEM)
+    }
+
+    fn view(&self, peer: PeerId, part: Part) -> ParticipantView {
+        ParticipantView { peer, part, name: self.peers.get(&peer).map(|p| p.name.clone()).unwrap_or_default() }
+    }
+
+    async fn append(&self, wo: WorkOrderId, cmd: Command, actor: &Actor) -> Result<(), Refusal> {
+        repo::append(&self.db, wo, cmd, actor, &self.sla).await.map(|_| ()).map_err(|e| match e {
+            repo::AppendError::NotFound => (codes::NOT_FOUND, "work order not found".to_owned()),
+            repo::AppendError::Decide(d) => (codes::CONFLICT, d.to_string()),
+            repo::AppendError::Store(s) => {
+                tracing::error!(error = %s, "session event not stored");
+                (codes::INTERNAL, "the session could not be recorded".to_owned())
+            }
+        })
+    }
+
+    /// new -> triaged -> in_remote_session, by the accepting expert.
+    async fn enter_session(&self, wo: WorkOrderId, expert: PeerId) -> Result<(), Refusal> {
+        let actor = self.actor_of(Some(expert));
+        let current = repo::get(&self.db, wo).await.map_err(|e| (codes::INTERNAL, e.to_string()))?.ok_or((codes::NOT_FOUND, "work order not found".to_owned()))?;
+        if current.status == Status::New {
+            self.append(wo, Command::Transition { to: Status::Triaged, reason: Some("accepted for a remote session".into()) }, &actor).await?;
+        }
+        self.append(wo, Command::Transition { to: Status::InRemoteSession, reason: None }, &actor).await
+    }
+
+    fn send_queue_snapshot(&self, only: Option<PeerId>) {
+        let now = crate::now_millis();
+        let items: Vec<QueueItem> = self
+            .hub
+            .queue()
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let (title, priority, tier) = self.titles.get(&w.work_order).cloned().unwrap_or_default();
+                QueueItem { work_order_id: w.work_order, position: i + 1, priority, tier, waiting_seconds: (now - w.since) / 1000, title }
+            })
+            .collect();
+        for (peer, info) in &self.peers {
+            if info.online_expert && only.is_none_or(|o| o == *peer) {
+                self.send(*peer, ServerMsg::Queue { items: items.clone() });
+            }
+        }
+    }
+
+    async fn run(&mut self, effects: Vec<Effect>, by: Option<PeerId>) {
+        for e in effects {
+            match e {
+                Effect::QueueChanged => {
+                    let experts = self.peers.values().filter(|p| p.online_expert).count().max(1) as u64;
+                    for (i, w) in self.hub.queue().iter().enumerate() {
+                        let eta = (i as u64 + 1) * self.avg_session_secs / experts;
+                        self.send(w.peer, ServerMsg::QueuePosition { work_order_id: w.work_order, position: i + 1, eta_seconds: eta });
+                    }
+                    self.send_queue_snapshot(None);
+                }
+                Effect::RoomOpened { work_order, expert, customer } => {
+                    for (peer, part) in [(customer, Part::Customer), (expert, Part::Expert)] {
+                        let actor = self.actor_of(Some(peer));
+                        let ev = Event::SessionJoined { part: part.to_string(), who: actor.who.to_string() };
+                        let _ = self.append(work_order, Command::RecordSession(ev), &actor).await;
+                    }
+                    let participants = vec![self.view(customer, Part::Customer), self.view(expert, Part::Expert)];
+                    for p in [customer, expert] {
+                        self.send(p, ServerMsg::SessionStarted { work_order_id: work_order, participants: participants.clone() });
+                    }
+                }
+                Effect::Joined { work_order, peer, part } => {
+                    let who = self.actor_of(Some(peer)).who.to_string();
+                    let _ = self.append(work_order, Command::RecordSession(Event::SessionJoined { part: part.to_string(), who }), &self.actor_of(Some(peer))).await;
+                    let Some(room) = self.hub.room(work_order) else { continue };
+                    let others: Vec<(PeerId, Part)> = room.participants.iter().filter(|p| p.connected).map(|p| (p.peer, p.part)).collect();
+                    let view = self.view(peer, part);
+                    let all: Vec<ParticipantView> = others.iter().map(|(p, part)| self.view(*p, *part)).collect();
+                    for (p, _) in &others {
+                        if *p == peer {
+                            self.send(peer, ServerMsg::SessionStarted { work_order_id: work_order, participants: all.clone() });
+                        } else {
+                            self.send(*p, ServerMsg::ParticipantJoined { work_order_id: work_order, participant: view.clone() });
+                        }
+                    }
+                }
+                Effect::Left { work_order, peer, part, connected_ms } => {
+                    let actor = self.actor_of(Some(peer));
+                    let ev = Event::SessionLeft { part: part.to_string(), who: actor.who.to_string(), connected_ms };
+                    let _ = self.append(work_order, Command::RecordSession(ev), &actor).await;
+                    if let Some(room) = self.hub.room(work_order) {
+                        for p in room.participants.iter().filter(|p| p.connected) {
+                            self.send(p.peer, ServerMsg::ParticipantLeft { work_order_id: work_order, peer });
+                        }
+                    }
+                }
+                Effect::Ended { work_order, outcome, duration_ms, participants } => {
+                    let actor = self.actor_of(by);
+                    let reconnects = participants.iter().map(|p| p.reconnects).sum();
+                    let ev = Event::SessionEnded { outcome: outcome.to_string(), duration_ms, participants: participants.len() as u32, reconnects };
+                    let _ = self.append(work_order, Command::RecordSession(ev), &actor).await;
+                    let to = match outcome {
+                        Outcome::ResolvedRemote => Status::ResolvedRemote,
+                        Outcome::NeedsEscalation => Status::Escalated,
+                        Outcome::CustomerUnreachable | Outcome::Abandoned => Status::Triaged,
+                    };
+                    let reason = Some(format!("remote session ended: {outcome}"));
+                    if let Err(e) = self.append(work_order, Command::Transition { to, reason }, &actor).await {
+                        tracing::warn!(work_order = %work_order, error = %e.1, "session outcome not applied");
+                    }
+                    for p in participants.iter().filter(|p| p.connected) {
+                        self.send(p.peer, ServerMsg::Ended { work_order_id: work_order, outcome });
+                    }
+                    self.rooms.remove(&work_order);
+                    self.titles.remove(&work_order);
+                }
+            }
+        }
+    }
+}
+
+/// Which part a principal plays when joining a running session.
+pub fn part_for(role: Role) -> Part {
+    match role {
+        Role::Customer => Part::Customer,
+        Role::Expert => Part::Expert,
+        _ => Part::Observer,
+    }
+}

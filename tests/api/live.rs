@@ -1,0 +1,420 @@
+//! Live assist sessions end to end on loopback with WebRTC peers built on the same
+//! crate: queue, accept, real VP8 from the customer decoded by the expert, data-channel
+//! chat, a late joiner's keyframe, an ICE restart, the outcome on the work order, and
+//! bad signaling.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use fixline::media::{self, MediaSettings};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCOfferOptions;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp;
+use rtc::rtp::codec::vp8::{Vp8Packet, Vp8Payloader};
+use rtc::rtp::packetizer::{new_packetizer, Depacketizer, Packetizer};
+use rtc::rtp::sequence::new_random_sequencer;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
+
+use crate::helpers::*;
+use crate::vp8::{test_pattern, Vp8Decoder, Vp8Encoder};
+
+const W: u32 = 320;
+const H: u32 = 240;
+
+fn settings() -> MediaSettings {
+    MediaSettings { udp_addrs: vec!["127.0.0.1:0".into()], ice_check_interval: Duration::from_millis(50) }
+}
+
+/// A signaling client: a reader task feeds server candidates to the right peer
+/// connection and everything else to `rx`.
+struct Client {
+    tx: mpsc::UnboundedSender<Message>,
+    rx: mpsc::UnboundedReceiver<Value>,
+    pcs: Arc<Mutex<HashMap<String, Arc<dyn PeerConnection>>>>,
+    closed: Arc<Mutex<Option<(u16, String)>>>,
+}
+
+impl Client {
+    async fn connect(app: &TestApp) -> Client {
+        let url = format!("{}/api/v1/signal", app.base.replace("http://", "ws://"));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket");
+        let (mut sink, mut stream) = ws.split();
+        let (tx, mut out) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            while let Some(m) = out.recv().await {
+                if sink.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let (in_tx, rx) = mpsc::unbounded_channel();
+        let pcs: Arc<Mutex<HashMap<String, Arc<dyn PeerConnection>>>> = Arc::default();
+        let closed: Arc<Mutex<Option<(u16, String)>>> = Arc::default();
+        let (p, c) = (pcs.clone(), closed.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = stream.next().await {
+                match m {
+                    Message::Text(t) => {
+                        let v: Value = serde_json::from_str(&t).unwrap();
+                        if v["type"] == "candidate" {
+                            let pc = p.lock().unwrap().get(v["leg"].as_str().unwrap()).cloned();
+                            if let Some(pc) = pc {
+                                let init: RTCIceCandidateInit = serde_json::from_value(v["candidate"].clone()).unwrap();
+                                let _ = pc.add_ice_candidate(init).await;
+                            }
+                            continue;
+                        }
+                        let _ = in_tx.send(v);
+                    }
+                    Message::Close(f) => {
+                        *c.lock().unwrap() = f.map(|f| (u16::from(f.code), f.reason.to_string()));
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let mut c = Client { tx, rx, pcs, closed };
+        assert_eq!(c.expect("hello").await["v"], 1);
+        c
+    }
+
+    fn send(&self, v: Value) {
+        self.tx.send(Message::Text(v.to_string().into())).unwrap();
+    }
+
+    /// The next message of type `ty` within 15 s; others are skipped.
+    async fn expect(&mut self, ty: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = tokio::time::timeout(left, self.rx.recv()).await.unwrap_or_else(|_| panic!("no `{ty}` message")).expect("socket open");
+            if v["type"] == ty {
+                return v;
+            }
+            assert_ne!(v["type"], "error", "unexpected error while waiting for {ty}: {v}");
+        }
+    }
+
+    async fn auth(app: &TestApp, token: &str) -> Client {
+        let mut c = Client::connect(app).await;
+        c.send(json!({ "v": 1, "id": "a1", "type": "auth", "token": token }));
+        assert_eq!(c.expect("ack").await["id"], "a1");
+        c
+    }
+}
+
+/// The customer's publishing side: VP8 (libvpx) + Opus-shaped audio + a chat channel.
+struct Publisher {
+    pc: Arc<dyn PeerConnection>,
+    chat: Arc<dyn DataChannel>,
+    keyframes: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+}
+
+async fn publish(client: &mut Client) -> Publisher {
+    let (pc, mut ev) = media::new_peer(&settings(), true).await.unwrap();
+    let track = |id: &str, kind, ssrc, codec| {
+        Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "customer".into(),
+            id.into(),
+            id.into(),
+            kind,
+            vec![RTCRtpEncodingParameters { rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() }, codec, ..Default::default() }],
+        )))
+    };
+    let video = track("camera", RtpCodecKind::Video, 0x1000_0001, media::vp8());
+    let audio = track("mic", RtpCodecKind::Audio, 0x1000_0002, media::opus());
+    pc.add_track(video.clone() as Arc<dyn TrackLocal>).await.unwrap();
+    pc.add_track(audio.clone() as Arc<dyn TrackLocal>).await.unwrap();
+    let chat = pc.create_data_channel("chat", None).await.unwrap();
+    client.pcs.lock().unwrap().insert("publish".into(), pc.clone());
+    let tx = client.tx.clone();
+    tokio::spawn(async move {
+        while let Some(c) = ev.candidates.recv().await {
+            let _ = tx.send(Message::Text(json!({ "type": "candidate", "leg": "publish", "candidate": c }).to_string().into()));
+        }
+    });
+    let offer = pc.create_offer(None).await.unwrap();
+    pc.set_local_description(offer.clone()).await.unwrap();
+    client.send(json!({ "type": "publish", "sdp": offer.sdp }));
+    let answer = client.expect("publish_answer").await;
+    pc.set_remote_description(RTCSessionDescription::answer(answer["sdp"].as_str().unwrap().to_owned()).unwrap()).await.unwrap();
+
+    let (force_kf, keyframes, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU32::new(0)), Arc::new(AtomicBool::new(false)));
+    {
+        let (v, f) = (video.clone(), force_kf.clone());
+        tokio::spawn(async move {
+            while let Some(ev) = v.poll().await {
+                if let TrackLocalEvent::OnRtcpPacket(p) = ev {
+                    if p.iter().any(|p| p.as_any().is::<PictureLossIndication>()) {
+                        f.store(true, SeqCst);
+                    }
+                }
+            }
+        });
+    }
+    {
+        let (v, f, k, s) = (video.clone(), force_kf.clone(), keyframes.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut enc = Vp8Encoder::new(W, H, 30, 500).unwrap();
+            let mut pk = new_packetizer(Instant::now(), 1200, media::VP8_PT, 0x1000_0001, Box::new(Vp8Payloader::default()), Box::new(new_random_sequencer()), 90_000);
+            let mut tick = tokio::time::interval(Duration::from_millis(33));
+            for n in 0..10_000u32 {
+                tick.tick().await;
+                if s.load(SeqCst) {
+                    return;
+                }
+                for (data, key) in enc.encode(&test_pattern(W, H, n), n as i64, f.swap(false, SeqCst)).unwrap() {
+                    if key {
+                        k.fetch_add(1, SeqCst);
+                    }
+                    for p in pk.packetize(Instant::now(), &Bytes::from(data), 3000).unwrap() {
+                        if v.write_rtp(p).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    {
+        let (a, s) = (audio.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for seq in 0u16..u16::MAX {
+                tick.tick().await;
+                if s.load(SeqCst) {
+                    return;
+                }
+                let header = rtp::Header { version: 2, payload_type: media::OPUS_PT, sequence_number: seq, timestamp: seq as u32 * 960, ssrc: 0x1000_0002, ..Default::default() };
+                if a.write_rtp(rtp::Packet { header, payload: Bytes::from_static(&[0xf8, 0xff, 0xfe]) }).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    Publisher { pc, chat, keyframes, stop }
+}
+
+/// The expert's receiving side: counts decoded VP8 frames.
+struct Viewer {
+    pc: Arc<dyn PeerConnection>,
+    frames: Arc<AtomicU32>,
+    first_frame: Arc<Mutex<Option<Instant>>>,
+    size: Arc<Mutex<Option<(u32, u32)>>>,
+}
+
+async fn subscribe(client: &mut Client) -> Viewer {
+    client.send(json!({ "type": "subscribe" }));
+    let offer = client.expect("subscribe_offer").await;
+    assert_eq!(offer["tracks"], 2, "video and audio of the customer");
+    let (pc, mut ev) = media::new_peer(&settings(), false).await.unwrap();
+    client.pcs.lock().unwrap().insert("subscribe".into(), pc.clone());
+    pc.set_remote_description(RTCSessionDescription::offer(offer["sdp"].as_str().unwrap().to_owned()).unwrap()).await.unwrap();
+    let answer = pc.create_answer(None).await.unwrap();
+    pc.set_local_description(answer).await.unwrap();
+    let answer = media::gathered_local_description(&pc, &mut ev.gathered).await.unwrap();
+    client.send(json!({ "type": "subscribe_answer", "sdp": answer.sdp }));
+    let (frames, first_frame, size) = (Arc::new(AtomicU32::new(0)), Arc::new(Mutex::new(None)), Arc::new(Mutex::new(None)));
+    let (f, ff, sz) = (frames.clone(), first_frame.clone(), size.clone());
+    tokio::spawn(async move {
+        while let Some(t) = ev.tracks.recv().await {
+            if t.kind().await != RtpCodecKind::Video {
+                continue;
+            }
+            let (f, ff, sz) = (f.clone(), ff.clone(), sz.clone());
+            tokio::spawn(async move {
+                let mut dec = Vp8Decoder::new().unwrap();
+                let mut depack = Vp8Packet::default();
+                let mut frame = Vec::new();
+                while let Some(ev) = t.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(p) = ev {
+                        if depack.is_partition_head(&p.payload) {
+                            frame.clear();
+                        }
+                        if let Ok(b) = depack.depacketize(&p.payload) {
+                            frame.extend_from_slice(&b);
+                        }
+                        if p.header.marker {
+                            if let Ok(imgs) = dec.decode(&frame) {
+                                for (w, h, _) in imgs {
+                                    f.fetch_add(1, SeqCst);
+                                    ff.lock().unwrap().get_or_insert_with(Instant::now);
+                                    *sz.lock().unwrap() = Some((w, h));
+                                }
+                            }
+                            frame.clear();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Viewer { pc, frames, first_frame, size }
+}
+
+async fn wait_until(what: &str, secs: u64, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_shows_the_fault_on_video_and_experts_see_it_end_to_end() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("key").await;
+    let wo = app.work_order(&customer, "P2").await;
+    let wid = wo["id"].as_str().unwrap().to_owned();
+    let inv = app.post(&format!("/api/v1/work-orders/{wid}/invites"), &t, json!({})).await.ok();
+    let ctoken = app.req(reqwest::Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": inv["token"] }))).await.ok();
+    let expert = app.user(fixline::auth::Role::Expert, None).await;
+    let expert2 = app.user(fixline::auth::Role::Expert, None).await;
+
+    // The customer waits; the expert sees the queue and accepts.
+    let mut cust = Client::auth(&app, ctoken["access_token"].as_str().unwrap()).await;
+    cust.send(json!({ "type": "queue", "work_order_id": wid }));
+    let pos = cust.expect("queue_position").await;
+    assert_eq!(pos["position"], 1);
+    let mut exp = Client::auth(&app, &expert.token).await;
+    exp.send(json!({ "type": "online" }));
+    let q = exp.expect("queue").await;
+    assert_eq!(q["items"][0]["work_order_id"], wid.as_str());
+    exp.send(json!({ "type": "accept", "work_order_id": wid }));
+    let started = exp.expect("session_started").await;
+    assert_eq!(started["participants"].as_array().unwrap().len(), 2);
+    cust.expect("session_started").await;
+    assert_eq!(app.get(&format!("/api/v1/work-orders/{wid}"), &t).await.ok()["status"], "in_remote_session");
+
+    // Media: the customer publishes; once the tracks are in, the expert subscribes.
+    let publisher = publish(&mut cust).await;
+    while exp.expect("tracks_changed").await["tracks"] != 2 {}
+    let t_sub = Instant::now();
+    let viewer = subscribe(&mut exp).await;
+    wait_until("decoded frames at the expert", 15, || viewer.frames.load(SeqCst) >= 15).await;
+    assert_eq!(*viewer.size.lock().unwrap(), Some((W, H)));
+    let first = viewer.first_frame.lock().unwrap().unwrap();
+    eprintln!("first decoded frame {:?} after subscribing", first.duration_since(t_sub));
+
+    // Chat over the data channel reaches the expert; the expert's reply reaches the customer.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), publisher.chat.poll()).await.unwrap() {
+            Some(DataChannelEvent::OnOpen) => break,
+            Some(_) => {}
+            None => panic!("chat closed"),
+        }
+    }
+    publisher.chat.send_text("the drill stops after 10 seconds").await.unwrap();
+    let chat = exp.expect("chat").await;
+    assert_eq!(chat["text"], "the drill stops after 10 seconds");
+    exp.send(json!({ "type": "chat", "text": "show me the battery contacts" }));
+    let reply = loop {
+        match tokio::time::timeout(Duration::from_secs(5), publisher.chat.poll()).await.unwrap() {
+            Some(DataChannelEvent::OnMessage(m)) => break serde_json::from_slice::<Value>(&m.data).unwrap(),
+            Some(_) => {}
+            None => panic!("chat closed"),
+        }
+    };
+    assert_eq!(reply["text"], "show me the battery contacts");
+    exp.send(json!({ "type": "control", "action": "torch", "value": true }));
+    assert_eq!(cust.expect("control").await["action"], "torch");
+
+    // A second expert joins late and gets a picture at once (the server asks for a keyframe).
+    let kf_before = publisher.keyframes.load(SeqCst);
+    let mut exp2 = Client::auth(&app, &expert2.token).await;
+    exp2.send(json!({ "type": "join", "work_order_id": wid }));
+    assert_eq!(exp2.expect("session_started").await["participants"].as_array().unwrap().len(), 3);
+    exp.expect("participant_joined").await;
+    let t_join = Instant::now();
+    let viewer2 = subscribe(&mut exp2).await;
+    wait_until("the late joiner's first frame", 10, || viewer2.frames.load(SeqCst) >= 1).await;
+    eprintln!("late joiner's first frame after {:?}", t_join.elapsed());
+    assert!(publisher.keyframes.load(SeqCst) > kf_before, "the join asked the publisher for a keyframe");
+
+    // The first expert leaves; the session goes on for the others.
+    exp.send(json!({ "type": "leave" }));
+    exp2.expect("participant_left").await;
+    let before = viewer2.frames.load(SeqCst);
+    wait_until("frames after a participant left", 10, || viewer2.frames.load(SeqCst) >= before + 10).await;
+
+    // Network change: ICE restart on the customer's connection; media resumes.
+    let offer = publisher.pc.create_offer(Some(RTCOfferOptions { ice_restart: true })).await.unwrap();
+    publisher.pc.set_local_description(offer.clone()).await.unwrap();
+    cust.send(json!({ "type": "publish", "sdp": offer.sdp }));
+    let answer = cust.expect("publish_answer").await;
+    publisher.pc.set_remote_description(RTCSessionDescription::answer(answer["sdp"].as_str().unwrap().to_owned()).unwrap()).await.unwrap();
+    let before = viewer2.frames.load(SeqCst);
+    wait_until("frames after the ICE restart", 10, || viewer2.frames.load(SeqCst) >= before + 15).await;
+
+    // The expert ends with an outcome; the timeline lands on the work order.
+    exp2.send(json!({ "type": "end", "outcome": "resolved_remote" }));
+    assert_eq!(cust.expect("ended").await["outcome"], "resolved_remote");
+    let w = app.get(&format!("/api/v1/work-orders/{wid}"), &t).await.ok();
+    assert_eq!(w["status"], "resolved_remote");
+    let events = app.get(&format!("/api/v1/work-orders/{wid}/events?limit=200"), &t).await.ok();
+    let kinds: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "session_joined").count(), 3, "{kinds:?}");
+    assert!(kinds.contains(&"session_left"));
+    let ended = events["items"].as_array().unwrap().iter().find(|e| e["kind"] == "session_ended").unwrap();
+    assert_eq!(ended["payload"]["outcome"], "resolved_remote");
+    assert!(ended["payload"]["duration_ms"].as_i64().unwrap() > 0);
+
+    publisher.stop.store(true, SeqCst);
+    for pc in [&publisher.pc, &viewer.pc, &viewer2.pc] {
+        let _ = pc.close().await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_signaling_gets_error_messages_and_abuse_closes_the_socket_with_a_reason() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut c = Client::connect(&app).await;
+    c.send(json!({ "type": "queue", "work_order_id": uuid::Uuid::now_v7() }));
+    assert_eq!(c.expect("error").await["code"], "unauthorized");
+    c.tx.send(Message::Text("{not json".into())).unwrap();
+    assert_eq!(c.expect("error").await["code"], "malformed");
+    c.send(json!({ "v": 2, "type": "ping" }));
+    assert_eq!(c.expect("error").await["code"], "unsupported_version");
+    c.send(json!({ "type": "auth", "token": "v1.forged.token" }));
+    assert_eq!(c.expect("error").await["code"], "unauthorized");
+    c.send(json!({ "type": "auth", "token": app.admin_token }));
+    c.expect("ack").await;
+    c.send(json!({ "type": "publish", "sdp": "v=0 garbage" }));
+    assert_eq!(c.expect("error").await["code"], "conflict", "no session yet");
+    c.send(json!({ "type": "ping" }));
+    c.expect("pong").await;
+    // Strikes add up: the socket closes with a policy-violation reason.
+    for _ in 0..10 {
+        c.send(json!({ "type": "no_such_thing" }));
+    }
+    wait_until("the close frame", 5, || c.closed.lock().unwrap().is_some()).await;
+    let (code, reason) = c.closed.lock().unwrap().clone().unwrap();
+    assert_eq!(code, 1008);
+    assert!(reason.contains("too many bad messages"), "{reason}");
+    // A message over the size limit ends that connection; the server keeps serving.
+    let big = Client::connect(&app).await;
+    big.tx.send(Message::Text("x".repeat(70 * 1024).into())).unwrap();
+    let mut other = Client::auth(&app, &app.admin_token).await;
+    other.send(json!({ "type": "ping" }));
+    other.expect("pong").await;
+    // Not a WebSocket request: a clear 400.
+    app.req(reqwest::Method::GET, "/api/v1/signal", None, None).await.problem(400);
+    app.stop().await;
+}
