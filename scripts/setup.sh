@@ -32,9 +32,9 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-need_deb ca-certificates gcc pkg-config python3 python3-pip python3-venv
+need_deb ca-certificates gcc pkg-config python3 python3-pip python3-venv libvpx-dev
 if [ $want_test -eq 1 ]; then
-  need_deb postgresql iproute2 util-linux libvpx-dev
+  need_deb postgresql iproute2 util-linux
 fi
 
 # ONNX Runtime from the official wheel (the ort crate loads it at run time).

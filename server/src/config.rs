@@ -160,6 +160,8 @@ pub struct DiagnosisConfig {
     pub queue_capacity: usize,
     /// Largest photo accepted for diagnosis, in pixels (width x height).
     pub max_image_pixels: u64,
+    /// Live sessions: how often a frame of the customer's video is diagnosed.
+    pub live_sample_interval_ms: u64,
     /// A telemetry alert needs this many consecutive uploads of one asset...
     pub alert_window: usize,
     /// ...whose mean probability of one fault (not `normal`) is at least this.
@@ -177,6 +179,7 @@ impl Default for DiagnosisConfig {
             intra_threads: 1,
             queue_capacity: 32,
             max_image_pixels: 40_000_000,
+            live_sample_interval_ms: 1000,
             alert_window: 3,
             alert_threshold: 0.8,
         }
@@ -342,6 +345,9 @@ impl Config {
         }
         if self.diagnosis.queue_capacity == 0 || self.diagnosis.queue_capacity > 100_000 {
             return key("diagnosis.queue_capacity", "must be between 1 and 100000");
+        }
+        if self.diagnosis.live_sample_interval_ms < 100 {
+            return key("diagnosis.live_sample_interval_ms", "must be at least 100");
         }
         if self.diagnosis.alert_window == 0 || self.diagnosis.alert_window > 100 {
             return key("diagnosis.alert_window", "must be between 1 and 100");

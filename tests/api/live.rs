@@ -117,6 +117,22 @@ impl Client {
     }
 }
 
+/// What the customer's camera shows: a steel surface with patches (a held-out NEU
+/// image), filling the centre of a 320x240 frame, as I420.
+fn defect_scene() -> Vec<u8> {
+    let img = image::open(dataset_path("images/patches/patches_2.png")).unwrap().to_luma8();
+    let img = image::imageops::resize(&img, H, H, image::imageops::FilterType::Triangle);
+    let (w, h) = (W as usize, H as usize);
+    let mut buf = vec![128u8; w * h * 3 / 2];
+    let left = (w - h) / 2;
+    for y in 0..h {
+        for x in 0..w {
+            buf[y * w + x] = if x >= left && x < left + h { img.get_pixel((x - left) as u32, y as u32)[0] } else { 90 };
+        }
+    }
+    buf
+}
+
 /// The customer's publishing side: VP8 (libvpx) + Opus-shaped audio + a chat channel.
 struct Publisher {
     pc: Arc<dyn PeerConnection>,
@@ -169,8 +185,9 @@ async fn publish(client: &mut Client) -> Publisher {
     }
     {
         let (v, f, k, s) = (video.clone(), force_kf.clone(), keyframes.clone(), stop.clone());
+        let scene = defect_scene();
         tokio::spawn(async move {
-            let mut enc = Vp8Encoder::new(W, H, 30, 500).unwrap();
+            let mut enc = Vp8Encoder::new(W, H, 30, 800).unwrap();
             let mut pk = new_packetizer(Instant::now(), 1200, media::VP8_PT, 0x1000_0001, Box::new(Vp8Payloader::default()), Box::new(new_random_sequencer()), 90_000);
             let mut tick = tokio::time::interval(Duration::from_millis(33));
             for n in 0..10_000u32 {
@@ -178,7 +195,8 @@ async fn publish(client: &mut Client) -> Publisher {
                 if s.load(SeqCst) {
                     return;
                 }
-                for (data, key) in enc.encode(&test_pattern(W, H, n), n as i64, f.swap(false, SeqCst)).unwrap() {
+                let _ = test_pattern;
+                for (data, key) in enc.encode(&scene, n as i64, f.swap(false, SeqCst)).unwrap() {
                     if key {
                         k.fetch_add(1, SeqCst);
                     }
@@ -334,6 +352,22 @@ async fn a_customer_shows_the_fault_on_video_and_experts_see_it_end_to_end() {
     assert_eq!(reply["text"], "show me the battery contacts");
     exp.send(json!({ "type": "control", "action": "torch", "value": true }));
     assert_eq!(cust.expect("control").await["action"], "torch");
+
+    // The server diagnoses the customer's video about once a second and streams it to
+    // the expert; a snapshot is kept as evidence with its verdict.
+    let live = exp.expect("live_diagnosis").await;
+    assert_eq!(live["verdict"]["hypotheses"][0]["label"], "patches", "{}", live["verdict"]);
+    exp.send(json!({ "type": "snapshot" }));
+    let snap = loop {
+        let v = exp.expect("live_diagnosis").await;
+        if !v["snapshot_evidence_id"].is_null() {
+            break v;
+        }
+    };
+    let ev = app.get(&format!("/api/v1/work-orders/{wid}/evidence"), &t).await.ok();
+    let stored = &ev["items"][0];
+    assert_eq!(stored["kind"], "snapshot");
+    assert_eq!(stored["id"], snap["snapshot_evidence_id"]);
 
     // A second expert joins late and gets a picture at once (the server asks for a keyframe).
     let kf_before = publisher.keyframes.load(SeqCst);

@@ -103,6 +103,21 @@ pub async fn diagnose_image(model: Arc<Model>, bytes: bytes::Bytes, max_pixels: 
     Ok(verdict(&model, &out.probabilities, ood))
 }
 
+/// Classifies a decoded video frame (its luma plane), for live sessions. `stream` names
+/// the session: when the queue is full its older frame is dropped, not this one.
+pub async fn diagnose_luma(model: Arc<Model>, frame: image::Gray, stream: String) -> Result<ModelVerdict, DiagnoseError> {
+    let Preprocessing::Image(p) = model.manifest.preprocessing.clone() else {
+        return Err(DiagnoseError::WrongModel(model.manifest.name.clone()));
+    };
+    if frame.width < 16 || frame.height < 16 {
+        return Err(image::ImageError::TooSmall { w: frame.width as u32, h: frame.height as u32 }.into());
+    }
+    let tensor = tokio::task::spawn_blocking(move || image::preprocess(&frame, &p)).await.map_err(|e| InferError::Failed(e.to_string()))?;
+    let out = model.infer(tensor, 1, Some(stream)).await?;
+    let ood = out.ood_distance.as_ref().and_then(|d| d.first().copied());
+    Ok(verdict(&model, &out.probabilities, ood))
+}
+
 /// What the telemetry analysis returns besides the verdict: for the console to plot.
 #[derive(Clone, Debug, Serialize)]
 pub struct TelemetryAnalysis {

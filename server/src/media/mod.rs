@@ -6,6 +6,7 @@
 //!
 //! Media is always encrypted: DTLS-SRTP is the only transport the stack offers.
 
+pub mod frames;
 pub mod room;
 
 use std::collections::VecDeque;

@@ -38,6 +38,11 @@ pub struct Published {
 }
 
 impl Published {
+    /// A receiver of this track's RTP packets (for the frame tap).
+    pub fn subscribe_packets(&self) -> broadcast::Receiver<rtp::Packet> {
+        self.tx.subscribe()
+    }
+
     /// Asks the publisher for a keyframe.
     pub async fn request_keyframe(&self) {
         if self.kind == RtpCodecKind::Video {
@@ -62,11 +67,27 @@ pub struct MediaRoom {
     version: watch::Sender<u64>,
     pub stats: Arc<RoomStats>,
     next_ssrc: AtomicU64,
+    /// Snapshot requests for the frame taps of this room.
+    snapshot_flags: Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>,
 }
 
 impl MediaRoom {
     pub fn new() -> Arc<MediaRoom> {
         Arc::new(MediaRoom { next_ssrc: AtomicU64::new(0x5000_0000), ..Default::default() })
+    }
+
+    /// Registers a frame tap's snapshot flag.
+    pub fn add_snapshot_flag(&self, flag: Arc<std::sync::atomic::AtomicBool>) {
+        self.snapshot_flags.lock().unwrap_or_else(|p| p.into_inner()).push(flag);
+    }
+
+    /// Asks every frame tap of the room for a snapshot; false when none runs.
+    pub fn request_snapshot(&self) -> bool {
+        let flags = self.snapshot_flags.lock().unwrap_or_else(|p| p.into_inner());
+        for f in flags.iter() {
+            f.store(true, Ordering::Relaxed);
+        }
+        !flags.is_empty()
     }
 
     /// A receiver that changes whenever tracks are added or removed.
@@ -88,9 +109,9 @@ impl MediaRoom {
     }
 
     /// Takes a remote track of `owner` into the room: spawns its reader.
-    pub async fn publish(self: &Arc<Self>, owner: PeerId, remote: Arc<dyn TrackRemote>) {
-        let Some(media_ssrc) = remote.ssrcs().await.first().copied() else { return };
-        let Some(codec) = remote.codec(media_ssrc).await else { return };
+    pub async fn publish(self: &Arc<Self>, owner: PeerId, remote: Arc<dyn TrackRemote>) -> Option<Arc<Published>> {
+        let media_ssrc = remote.ssrcs().await.first().copied()?;
+        let codec = remote.codec(media_ssrc).await?;
         let kind = remote.kind().await;
         let (tx, _) = broadcast::channel(FANOUT_DEPTH);
         let published = Arc::new(Published { owner, kind, codec, media_ssrc, remote: remote.clone(), tx: tx.clone() });
@@ -109,8 +130,9 @@ impl MediaRoom {
             }
             room.unpublish_ssrc(media_ssrc);
         });
-        self.tracks.lock().unwrap_or_else(|p| p.into_inner()).push(published);
+        self.tracks.lock().unwrap_or_else(|p| p.into_inner()).push(published.clone());
         self.version.send_modify(|v| *v += 1);
+        Some(published)
     }
 
     fn unpublish_ssrc(&self, ssrc: u32) {

@@ -10,6 +10,7 @@
 //! must authenticate within `AUTH_TIMEOUT`.
 
 pub mod hub;
+mod live;
 pub mod protocol;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -413,6 +414,13 @@ impl Connection {
                 self.ask(|reply| HubCmd::End { peer, outcome, reply }).await?;
                 Ok(None)
             }
+            ClientMsg::Snapshot => {
+                self.require(&[Role::Expert, Role::Admin], "take snapshots")?;
+                if !self.room()?.request_snapshot() {
+                    return Err(Fail(codes::CONFLICT, "no customer video is being diagnosed in this session".into()));
+                }
+                Ok(None)
+            }
             ClientMsg::Ping => Ok(Some(ServerMsg::Pong)),
         }
     }
@@ -461,9 +469,14 @@ impl Connection {
             });
             let mut tracks = std::mem::replace(&mut ev.tracks, mpsc::unbounded_channel().1);
             let r = room.clone();
+            let diagnose = self.principal.as_ref().is_some_and(|p| p.role == Role::Customer);
+            let (app, work_order) = (self.state.clone(), self.room.as_ref().map(|(w, _)| *w));
             tokio::spawn(async move {
                 while let Some(t) = tracks.recv().await {
-                    r.publish(peer, t).await;
+                    let Some(published) = r.publish(peer, t).await else { continue };
+                    if let (true, Some(wo), rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video) = (diagnose, work_order, published.kind) {
+                        live::spawn(app.clone(), r.clone(), published, peer, wo);
+                    }
                 }
             });
             let mut dcs = std::mem::replace(&mut ev.data_channels, mpsc::unbounded_channel().1);

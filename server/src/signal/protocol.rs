@@ -71,6 +71,8 @@ pub enum ClientMsg {
     /// Camera/device controls relayed to the customer (checked against capabilities there).
     Control { action: String, #[serde(default)] value: Option<serde_json::Value> },
     Leave,
+    /// Expert: diagnose and keep the customer's next video frame (stored as evidence).
+    Snapshot,
     /// Expert: end the session with an outcome.
     End { outcome: Outcome },
     Ping,
@@ -97,6 +99,13 @@ pub enum ServerMsg {
     Chat { from: PeerId, text: String },
     Control { from: PeerId, action: String, value: Option<serde_json::Value> },
     Ended { work_order_id: WorkOrderId, outcome: Outcome },
+    /// A diagnosis of a frame of the customer's video (sampled, or a snapshot, which is
+    /// also stored as evidence on the work order).
+    LiveDiagnosis {
+        work_order_id: WorkOrderId,
+        verdict: crate::diagnosis::ModelVerdict,
+        snapshot_evidence_id: Option<crate::ids::EvidenceId>,
+    },
     Pong,
 }
 
