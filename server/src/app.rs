@@ -62,6 +62,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let media = crate::media::MediaSettings {
         udp_addrs: config.media.udp_addrs.clone(),
         ice_check_interval: std::time::Duration::from_millis(config.media.ice_check_interval_ms),
+        stun_urls: config.media.stun_urls.clone(),
+        turn_urls: config.media.turn_urls.clone(),
+        turn_secret: config.media.turn_secret.clone(),
+        turn_ttl_secs: config.media.turn_ttl_secs,
     };
     let hub = crate::signal::hub::spawn(
         db.clone(),

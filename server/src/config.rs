@@ -207,11 +207,28 @@ pub struct MediaConfig {
     pub udp_addrs: Vec<String>,
     /// Interval between ICE connectivity checks; shorter connects faster.
     pub ice_check_interval_ms: u64,
+    /// STUN servers handed to clients, e.g. `stun:stun.example.com:3478`. Empty in
+    /// loopback tests (no traffic may leave the machine).
+    pub stun_urls: Vec<String>,
+    /// TURN servers handed to clients, e.g. `turn:turn.example.com:3478?transport=udp`.
+    pub turn_urls: Vec<String>,
+    /// The TURN server's shared secret (coturn `use-auth-secret` / `static-auth-secret`):
+    /// each participant gets its own short-lived credentials derived from it.
+    pub turn_secret: String,
+    /// Lifetime of issued TURN credentials.
+    pub turn_ttl_secs: u64,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        Self { udp_addrs: vec!["127.0.0.1:0".into()], ice_check_interval_ms: 50 }
+        Self {
+            udp_addrs: vec!["127.0.0.1:0".into()],
+            ice_check_interval_ms: 50,
+            stun_urls: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: String::new(),
+            turn_ttl_secs: 6 * 3600,
+        }
     }
 }
 
@@ -372,6 +389,17 @@ impl Config {
         }
         if self.media.ice_check_interval_ms == 0 || self.media.ice_check_interval_ms > 5_000 {
             return key("media.ice_check_interval_ms", "must be between 1 and 5000");
+        }
+        if !self.media.turn_urls.is_empty() && self.media.turn_secret.len() < 16 {
+            return key("media.turn_secret", "must be set (at least 16 characters) when media.turn_urls is");
+        }
+        if self.media.turn_ttl_secs < 60 {
+            return key("media.turn_ttl_secs", "must be at least 60");
+        }
+        for u in self.media.stun_urls.iter().chain(&self.media.turn_urls) {
+            if !(u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:")) {
+                return key("media", &format!("`{u}` is not a stun:, turn: or turns: URL"));
+            }
         }
         if self.sessions.max_participants < 2 || self.sessions.max_participants > 50 {
             return key("sessions.max_participants", "must be between 2 and 50");

@@ -35,7 +35,14 @@ const W: u32 = 320;
 const H: u32 = 240;
 
 fn settings() -> MediaSettings {
-    MediaSettings { udp_addrs: vec!["127.0.0.1:0".into()], ice_check_interval: Duration::from_millis(50) }
+    MediaSettings {
+        udp_addrs: vec!["127.0.0.1:0".into()],
+        ice_check_interval: Duration::from_millis(50),
+        stun_urls: vec![],
+        turn_urls: vec![],
+        turn_secret: String::new(),
+        turn_ttl_secs: 3600,
+    }
 }
 
 /// A signaling client: a reader task feeds server candidates to the right peer
@@ -450,5 +457,31 @@ async fn bad_signaling_gets_error_messages_and_abuse_closes_the_socket_with_a_re
     other.expect("pong").await;
     // Not a WebSocket request: a clear 400.
     app.req(reqwest::Method::GET, "/api/v1/signal", None, None).await.problem(400);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_participant_gets_its_own_short_lived_turn_credentials() {
+    let app = spawn_with(Backend::Sqlite, |c| {
+        c.media.turn_urls = vec!["turn:turn.example.test:3478?transport=udp".into()];
+        c.media.turn_secret = "a shared secret of the turn server".into();
+        c.media.turn_ttl_secs = 600;
+    })
+    .await;
+    let mut a = Client::connect(&app).await;
+    a.send(json!({ "type": "auth", "token": app.admin_token }));
+    let servers = a.expect("ice_servers").await;
+    let turn = &servers["ice_servers"][0];
+    assert_eq!(turn["urls"][0], "turn:turn.example.test:3478?transport=udp");
+    let username = turn["username"].as_str().unwrap();
+    let (expiry, _) = username.split_once(':').unwrap();
+    let expiry: i64 = expiry.parse().unwrap();
+    let now = fixline::now_millis() / 1000;
+    assert!((now + 590..=now + 610).contains(&expiry), "expires in about 10 minutes");
+    assert_eq!(turn["credential"], fixline::media::turn::credential("a shared secret of the turn server", username));
+    let mut b = Client::connect(&app).await;
+    b.send(json!({ "type": "auth", "token": app.admin_token }));
+    let other = b.expect("ice_servers").await;
+    assert_ne!(other["ice_servers"][0]["username"], turn["username"], "credentials are per participant");
     app.stop().await;
 }

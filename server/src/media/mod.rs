@@ -8,6 +8,7 @@
 
 pub mod frames;
 pub mod room;
+pub mod turn;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -59,6 +60,11 @@ pub struct MediaSettings {
     pub udp_addrs: Vec<String>,
     /// How often ICE sends connectivity checks; shorter connects faster.
     pub ice_check_interval: Duration,
+    /// Handed to clients (not used by the server's own connections).
+    pub stun_urls: Vec<String>,
+    pub turn_urls: Vec<String>,
+    pub turn_secret: String,
+    pub turn_ttl_secs: u64,
 }
 
 pub fn vp8() -> RTCRtpCodec {

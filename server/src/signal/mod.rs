@@ -305,6 +305,9 @@ impl Connection {
                 let cmd = HubCmd::Register { peer: self.peer, principal: p.clone(), name, outbox: self.outbox.clone() };
                 self.state.signal.hub.send(cmd).await.map_err(|_| Fail(codes::INTERNAL, "the session service stopped".into()))?;
                 self.principal = Some(p);
+                let m = &self.state.signal.media;
+                let ice_servers = media::turn::ice_servers(&m.stun_urls, &m.turn_urls, &m.turn_secret, m.turn_ttl_secs, &format!("peer-{}", self.peer.0), crate::now_millis() / 1000);
+                let _ = self.outbox.try_send(ServerMsg::IceServers { ice_servers });
                 Ok(None)
             }
             ClientMsg::Queue { work_order_id } => {

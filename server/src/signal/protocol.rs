@@ -107,6 +107,9 @@ pub enum ServerMsg {
         snapshot_evidence_id: Option<crate::ids::EvidenceId>,
     },
     Pong,
+    /// After `auth`: the STUN/TURN servers to configure, with this participant's own
+    /// short-lived TURN credentials.
+    IceServers { ice_servers: Vec<crate::media::turn::IceServer> },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
