@@ -34,7 +34,11 @@ fi
 
 need_deb ca-certificates gcc pkg-config python3 python3-pip python3-venv libvpx-dev
 if [ $want_test -eq 1 ]; then
-  need_deb postgresql iproute2 util-linux
+  need_deb postgresql iproute2 util-linux chromium
+  # Node.js and npm: Debian's, unless the machine already has them (e.g. NodeSource's,
+  # which bundles npm and conflicts with Debian's npm package).
+  command -v node >/dev/null || need_deb nodejs
+  command -v npm >/dev/null || need_deb npm
 fi
 
 # ONNX Runtime from the official wheel (the ort crate loads it at run time).
@@ -63,6 +67,17 @@ PY
   trap - EXIT
 fi
 ln -sfn "onnxruntime-$ONNXRUNTIME_VERSION" .deps/onnxruntime
+
+# Browser-test driver: playwright-core from npm (it drives Debian's Chromium; no browser
+# download).
+if [ $want_test -eq 1 ]; then
+  stamp=tests/browser/node_modules/.installed-$(sha256sum tests/browser/package.json | cut -c1-16)
+  if [ ! -f "$stamp" ]; then
+    echo "setup: installing the browser-test driver (playwright-core) from npm"
+    (cd tests/browser && npm install --no-audit --no-fund --silent)
+    touch "$stamp"
+  fi
+fi
 
 # Python peers in .deps/venv: the parity test's (--test) or the training scripts' (--train).
 python_reqs=""

@@ -35,6 +35,7 @@ as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
 export FIXLINE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
 export FIXLINE_REQUIRE_POSTGRES=1
 export FIXLINE_TEST_PYTHON="$PWD/.deps/venv/bin/python"
+export FIXLINE_REQUIRE_BROWSER=1
 echo "test: PostgreSQL on 127.0.0.1:$port (throwaway)"
 cargo test --locked --offline "$@"
 INNER

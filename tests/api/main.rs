@@ -7,6 +7,7 @@ mod vp8;
 
 mod auth;
 mod bad_input;
+mod browser;
 mod diagnosis;
 mod evidence;
 mod live;

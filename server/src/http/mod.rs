@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod routes;
 pub mod telemetry;
 pub mod users;
+pub mod web;
 pub mod work_orders;
 
 use std::sync::Arc;
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(json_limit));
     Router::new()
         .merge(health::router())
+        .merge(web::router())
         .nest("/api/v1", api)
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))

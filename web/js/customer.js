@@ -1,0 +1,90 @@
+// The customer's page: redeem the invite link, show the camera, wait in the queue,
+// talk to the expert, follow camera controls the expert asks for.
+import { t, translatePage } from "./i18n.js";
+import { Signal, api } from "./signal.js";
+
+translatePage();
+const $ = (id) => document.getElementById(id);
+const status = (text) => ($("status").textContent = text);
+const log = (who, text) => {
+  const p = document.createElement("p");
+  p.textContent = `${who}: ${text}`;
+  $("chat-log").append(p);
+  $("chat-log").scrollTop = 1e9;
+};
+
+const inviteToken = new URLSearchParams(location.hash.slice(1)).get("token");
+let session;
+try {
+  session = JSON.parse(sessionStorage.getItem("fixline.customer") || "null");
+  if (!session && inviteToken) {
+    session = await api("/auth/invite", { method: "POST", body: { token: inviteToken } });
+    sessionStorage.setItem("fixline.customer", JSON.stringify(session));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const wo = await api(`/work-orders/${session.work_order_id}`, { token: session.access_token });
+  $("wo-title").textContent = wo.title;
+} catch {
+  status(t("join_invalid"));
+  $("start").disabled = true;
+}
+
+let stream;
+let facing = "environment";
+
+async function camera() {
+  return navigator.mediaDevices.getUserMedia({ video: { facingMode: { ideal: facing }, width: { ideal: 1280 } }, audio: true });
+}
+
+async function control({ action, value }) {
+  const track = stream && stream.getVideoTracks()[0];
+  if (!track) return;
+  const caps = track.getCapabilities ? track.getCapabilities() : {};
+  if (action === "torch") {
+    if (caps.torch) await track.applyConstraints({ advanced: [{ torch: !!value }] });
+    else status(t("torch_unsupported"));
+  } else if (action === "zoom" && caps.zoom) {
+    await track.applyConstraints({ advanced: [{ zoom: Number(value) }] });
+  } else if (action === "mute" || action === "unmute") {
+    for (const a of stream.getAudioTracks()) a.enabled = action === "unmute";
+  }
+}
+
+$("start").onclick = async () => {
+  $("start").disabled = true;
+  try {
+    stream = await camera();
+  } catch {
+    status(t("join_camera_denied"));
+    $("start").disabled = false;
+    return;
+  }
+  $("preview").srcObject = stream;
+  status(t("connecting"));
+  const signal = new Signal(session.access_token);
+  await signal.connect();
+  signal.addEventListener("queue_position", (e) =>
+    status(t("queue_position", { position: e.detail.position, minutes: Math.ceil(e.detail.eta_seconds / 60) })));
+  signal.addEventListener("session_started", async (e) => {
+    const expert = e.detail.participants.find((p) => p.part === "expert");
+    status(t("expert_joined", { name: expert ? expert.name : t("expert") }));
+    await signal.publish(stream, (msg) => msg.type === "chat" && log(t("expert"), msg.text));
+  });
+  signal.addEventListener("tracks_changed", () =>
+    signal.subscribe((track, s) => { if (track.kind === "audio") $("remote-audio").srcObject = s; }));
+  signal.addEventListener("chat", (e) => log(t("expert"), e.detail.text));
+  signal.addEventListener("control", (e) => control(e.detail));
+  signal.addEventListener("ended", (e) => {
+    status(t("session_ended", { outcome: e.detail.outcome }));
+    for (const tr of stream.getTracks()) tr.stop();
+  });
+  signal.send({ type: "queue", work_order_id: session.work_order_id });
+  $("chat-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    const text = $("chat-input").value.trim();
+    if (!text) return;
+    signal.sendChat(text);
+    log(t("you"), text);
+    $("chat-input").value = "";
+  };
+};
