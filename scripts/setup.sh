@@ -74,7 +74,7 @@ if [ $want_test -eq 1 ]; then
   stamp=tests/browser/node_modules/.installed-$(sha256sum tests/browser/package.json | cut -c1-16)
   if [ ! -f "$stamp" ]; then
     echo "setup: installing the browser-test driver (playwright-core) from npm"
-    (cd tests/browser && npm install --no-audit --no-fund --silent)
+    (cd tests/browser && npm install --no-audit --no-fund --silent --no-package-lock)
     touch "$stamp"
   fi
 fi
