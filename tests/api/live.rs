@@ -485,3 +485,83 @@ async fn each_participant_gets_its_own_short_lived_turn_credentials() {
     assert_ne!(other["ice_servers"][0]["username"], turn["username"], "credentials are per participant");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_sdp_a_stalled_ice_client_and_a_join_flood_do_not_disturb_a_running_session() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("key").await;
+    let wo = app.work_order(&customer, "P2").await;
+    let wid = wo["id"].as_str().unwrap().to_owned();
+    let inv = app.post(&format!("/api/v1/work-orders/{wid}/invites"), &t, json!({})).await.ok();
+    let ctoken = app.req(reqwest::Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": inv["token"] }))).await.ok();
+    let expert = app.user(fixline::auth::Role::Expert, None).await;
+    let mut cust = Client::auth(&app, ctoken["access_token"].as_str().unwrap()).await;
+    cust.send(json!({ "type": "queue", "work_order_id": wid }));
+    cust.expect("queue_position").await;
+    let mut exp = Client::auth(&app, &expert.token).await;
+    exp.send(json!({ "type": "accept", "work_order_id": wid }));
+    exp.expect("session_started").await;
+    cust.expect("session_started").await;
+
+    // Malformed SDP: an error on the socket, the session goes on.
+    cust.send(json!({ "type": "publish", "sdp": "v=0\r\nthis is not sdp" }));
+    assert_eq!(cust.expect("error").await["code"], "malformed");
+    exp.send(json!({ "type": "subscribe_answer", "sdp": "nonsense" }));
+    assert_eq!(exp.expect("error").await["code"], "conflict");
+
+    // A client that offers and then never completes ICE (its candidates never arrive).
+    let (ghost_pc, _ghost_ev) = media::new_peer(&settings(), false).await.unwrap();
+    let _ = ghost_pc.create_data_channel("x", None).await.unwrap();
+    let offer = ghost_pc.create_offer(None).await.unwrap();
+    let ghost_customer = app.customer("standard").await;
+    let ghost_wo = app.work_order(&ghost_customer, "P4").await;
+    let gid = ghost_wo["id"].as_str().unwrap().to_owned();
+    let ginv = app.post(&format!("/api/v1/work-orders/{gid}/invites"), &t, json!({})).await.ok();
+    let gtoken = app.req(reqwest::Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": ginv["token"] }))).await.ok();
+    let mut ghost = Client::auth(&app, gtoken["access_token"].as_str().unwrap()).await;
+    ghost.send(json!({ "type": "queue", "work_order_id": gid }));
+    ghost.expect("queue_position").await;
+    let expert2 = app.user(fixline::auth::Role::Expert, None).await;
+    let mut exp2 = Client::auth(&app, &expert2.token).await;
+    exp2.send(json!({ "type": "accept", "work_order_id": gid }));
+    exp2.expect("session_started").await;
+    ghost.expect("session_started").await;
+    ghost.send(json!({ "type": "publish", "sdp": offer.sdp }));
+    ghost.expect("publish_answer").await;
+    drop(ghost_pc);
+
+    // A flood of join attempts on sessions that do not exist or are not theirs.
+    let mut flood = Vec::new();
+    for _ in 0..30 {
+        let tok = expert.token.clone();
+        let base = app.base.replace("http://", "ws://");
+        flood.push(tokio::spawn(async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("{base}/api/v1/signal")).await.unwrap();
+            ws.send(Message::Text(json!({ "type": "auth", "token": tok }).to_string().into())).await.unwrap();
+            ws.send(Message::Text(json!({ "type": "join", "work_order_id": uuid::Uuid::now_v7() }).to_string().into())).await.unwrap();
+            let mut codes = Vec::new();
+            while let Some(Ok(Message::Text(m))) = ws.next().await {
+                let v: Value = serde_json::from_str(&m).unwrap();
+                if v["type"] == "error" {
+                    codes.push(v["code"].as_str().unwrap().to_owned());
+                    break;
+                }
+            }
+            codes
+        }));
+    }
+    for f in flood {
+        assert_eq!(f.await.unwrap(), ["conflict"], "joining a session that does not run is refused");
+    }
+
+    // The first session still works end to end.
+    let publisher = publish(&mut cust).await;
+    while exp.expect("tracks_changed").await["tracks"] != 2 {}
+    let viewer = subscribe(&mut exp).await;
+    wait_until("frames in the healthy session", 15, || viewer.frames.load(SeqCst) >= 10).await;
+    publisher.stop.store(true, SeqCst);
+    let _ = publisher.pc.close().await;
+    let _ = viewer.pc.close().await;
+    app.stop().await;
+}
