@@ -162,17 +162,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let mut config = config;
     config.listen = addr;
+    let tls = config.tls_source().map(|s| crate::tls::acceptor(&s)).transpose().context("cannot set up TLS")?;
     let state = build_state(config).await?;
     let bootstrap = bootstrap(&state).await?;
     let router = http::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let shutdown = async move {
+        let _ = rx.await;
+    };
+    let task = match tls {
+        Some(acceptor) => tokio::spawn(crate::tls::serve(listener, acceptor, router, shutdown, std::time::Duration::from_secs(30))),
+        None => tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+        }),
+    };
     Ok(Running { addr, state, bootstrap, shutdown: Some(tx), task })
 }
 

@@ -47,6 +47,7 @@ pub struct Config {
     pub diagnosis: DiagnosisConfig,
     pub media: MediaConfig,
     pub sessions: SessionsConfig,
+    pub tls: TlsConfig,
 }
 
 impl Default for Config {
@@ -64,6 +65,7 @@ impl Default for Config {
             diagnosis: DiagnosisConfig::default(),
             media: MediaConfig::default(),
             sessions: SessionsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -232,6 +234,41 @@ impl Default for MediaConfig {
     }
 }
 
+/// HTTPS on `listen` (browsers allow the camera only in a secure context). Off by
+/// default: on loopback, or behind a reverse proxy that terminates TLS, plain HTTP.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key_file`, serve HTTPS with it.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate generated once into
+    /// `<data_dir>/tls/` (a LAN trial: browsers warn until the user accepts it).
+    pub self_signed: bool,
+    /// Host names and IP addresses the self-signed certificate is for (besides
+    /// `localhost`, 127.0.0.1 and the listen address).
+    pub self_signed_names: Vec<String>,
+}
+
+impl Config {
+    /// Where the TLS certificate comes from, if HTTPS is on.
+    pub fn tls_source(&self) -> Option<crate::tls::CertSource> {
+        match (&self.tls.cert_file, &self.tls.key_file, self.tls.self_signed) {
+            (Some(cert), Some(key), _) => Some(crate::tls::CertSource::Files { cert: cert.clone(), key: key.clone() }),
+            (_, _, true) => {
+                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+                if !self.listen.ip().is_unspecified() {
+                    names.push(self.listen.ip().to_string());
+                }
+                names.extend(self.tls.self_signed_names.iter().cloned());
+                names.dedup();
+                Some(crate::tls::CertSource::SelfSigned { dir: self.data_dir.join("tls"), names })
+            }
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsConfig {
@@ -375,6 +412,12 @@ impl Config {
         if self.diagnosis.max_image_pixels < 256 {
             return key("diagnosis.max_image_pixels", "must be at least 256");
         }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return key("tls", "cert_file and key_file go together");
+        }
+        if self.tls.self_signed && self.tls.cert_file.is_some() {
+            return key("tls.self_signed", "use either a certificate (cert_file, key_file) or self_signed, not both");
+        }
         if self.media.udp_addrs.is_empty() {
             return key("media.udp_addrs", "needs at least one address");
         }
@@ -428,7 +471,8 @@ impl Config {
     /// The base URL for links handed to users.
     pub fn effective_public_url(&self) -> String {
         if self.public_url.is_empty() {
-            format!("http://{}", self.listen)
+            let scheme = if self.tls_source().is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", self.listen)
         } else {
             self.public_url.trim_end_matches('/').to_owned()
         }

@@ -49,6 +49,7 @@ pub mod media;
 pub mod session;
 pub mod signal;
 pub mod store;
+pub mod tls;
 pub mod work_orders;
 
 /// Milliseconds since the Unix epoch: the one timestamp representation in storage.

@@ -92,7 +92,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => {
             let running = fixline::app::start(config).await?;
-            let url = format!("http://{}", running.addr);
+            let scheme = if running.state.config.tls_source().is_some() { "https" } else { "http" };
+            let url = format!("{scheme}://{}", running.addr);
             tracing::info!(%url, "fixline listening");
             println!("fixline is running at {url}");
             println!("  API document: {url}/api/v1/openapi.json   health: {url}/healthz");

@@ -15,4 +15,5 @@ mod ops;
 mod process;
 mod role_matrix;
 mod storage;
+mod tls;
 mod work_orders;
