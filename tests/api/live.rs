@@ -148,8 +148,18 @@ struct Publisher {
     stop: Arc<AtomicBool>,
 }
 
-async fn publish(client: &mut Client) -> Publisher {
-    let (pc, mut ev) = media::new_peer(&settings(), true).await.unwrap();
+/// A publishing peer connection with a camera (VP8) and microphone track and a chat
+/// channel, streaming once `stream` is called.
+struct Camera {
+    pc: Arc<dyn PeerConnection>,
+    ev: media::PeerEvents,
+    video: Arc<TrackLocalStaticRTP>,
+    audio: Arc<TrackLocalStaticRTP>,
+    chat: Arc<dyn DataChannel>,
+}
+
+async fn camera() -> Camera {
+    let (pc, ev) = media::new_peer(&settings(), true).await.unwrap();
     let track = |id: &str, kind, ssrc, codec| {
         Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             "customer".into(),
@@ -164,6 +174,11 @@ async fn publish(client: &mut Client) -> Publisher {
     pc.add_track(video.clone() as Arc<dyn TrackLocal>).await.unwrap();
     pc.add_track(audio.clone() as Arc<dyn TrackLocal>).await.unwrap();
     let chat = pc.create_data_channel("chat", None).await.unwrap();
+    Camera { pc, ev, video, audio, chat }
+}
+
+async fn publish(client: &mut Client) -> Publisher {
+    let Camera { pc, mut ev, video, audio, chat } = camera().await;
     client.pcs.lock().unwrap().insert("publish".into(), pc.clone());
     let tx = client.tx.clone();
     tokio::spawn(async move {
@@ -176,7 +191,12 @@ async fn publish(client: &mut Client) -> Publisher {
     client.send(json!({ "type": "publish", "sdp": offer.sdp }));
     let answer = client.expect("publish_answer").await;
     pc.set_remote_description(RTCSessionDescription::answer(answer["sdp"].as_str().unwrap().to_owned()).unwrap()).await.unwrap();
+    let (keyframes, stop) = stream(&video, &audio);
+    Publisher { pc, chat, keyframes, stop }
+}
 
+/// Starts sending VP8 frames of the defect scene and Opus-shaped audio; answers PLIs.
+fn stream(video: &Arc<TrackLocalStaticRTP>, audio: &Arc<TrackLocalStaticRTP>) -> (Arc<AtomicU32>, Arc<AtomicBool>) {
     let (force_kf, keyframes, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU32::new(0)), Arc::new(AtomicBool::new(false)));
     {
         let (v, f) = (video.clone(), force_kf.clone());
@@ -232,7 +252,7 @@ async fn publish(client: &mut Client) -> Publisher {
             }
         });
     }
-    Publisher { pc, chat, keyframes, stop }
+    (keyframes, stop)
 }
 
 /// The expert's receiving side: counts decoded VP8 frames.
@@ -562,6 +582,106 @@ async fn malformed_sdp_a_stalled_ice_client_and_a_join_flood_do_not_disturb_a_ru
     wait_until("frames in the healthy session", 15, || viewer.frames.load(SeqCst) >= 10).await;
     publisher.stop.store(true, SeqCst);
     let _ = publisher.pc.close().await;
+    let _ = viewer.pc.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_glasses_publish_over_whip_and_an_observer_plays_over_whep() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("key").await;
+    let wo = app.work_order(&customer, "P2").await;
+    let wid = wo["id"].as_str().unwrap().to_owned();
+    let inv = app.post(&format!("/api/v1/work-orders/{wid}/invites"), &t, json!({})).await.ok();
+    let ctoken = app.req(reqwest::Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": inv["token"] }))).await.ok();
+    let expert = app.user(fixline::auth::Role::Expert, None).await;
+    let technician = app.user(fixline::auth::Role::Technician, None).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post_sdp = |url: String, token: String, sdp: String| {
+        let http = http.clone();
+        async move { http.post(url).bearer_auth(token).header("content-type", "application/sdp").body(sdp).send().await.unwrap() }
+    };
+
+    // No session yet: nothing to publish into.
+    let cam = camera().await;
+    let offer = cam.pc.create_offer(None).await.unwrap();
+    cam.pc.set_local_description(offer.clone()).await.unwrap();
+    let r = post_sdp(format!("{}/api/v1/work-orders/{wid}/whip", app.base), technician.token.clone(), offer.sdp.clone()).await;
+    assert_eq!(r.status().as_u16(), 409);
+
+    let mut cust = Client::auth(&app, ctoken["access_token"].as_str().unwrap()).await;
+    cust.send(json!({ "type": "queue", "work_order_id": wid }));
+    cust.expect("queue_position").await;
+    let mut exp = Client::auth(&app, &expert.token).await;
+    exp.send(json!({ "type": "accept", "work_order_id": wid }));
+    exp.expect("session_started").await;
+
+    // The technician's smart glasses publish over WHIP.
+    let r = post_sdp(format!("{}/api/v1/work-orders/{wid}/whip", app.base), technician.token.clone(), offer.sdp.clone()).await;
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(r.headers()["content-type"], "application/sdp");
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let answer = r.text().await.unwrap();
+    assert!(answer.contains("a=candidate"), "the answer carries the server's candidates");
+    cam.pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap()).await.unwrap();
+    let (_kf, stop) = stream(&cam.video, &cam.audio);
+    while exp.expect("tracks_changed").await["tracks"] != 2 {}
+    let viewer = subscribe(&mut exp).await;
+    wait_until("the glasses' video at the expert", 15, || viewer.frames.load(SeqCst) >= 10).await;
+
+    // An observer plays the session over WHEP.
+    let (obs, mut obs_ev) = media::new_peer(&settings(), false).await.unwrap();
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let init = rtc::rtp_transceiver::RTCRtpTransceiverInit { direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
+        obs.add_transceiver_from_kind(kind, Some(init)).await.unwrap();
+    }
+    let o = obs.create_offer(None).await.unwrap();
+    obs.set_local_description(o).await.unwrap();
+    let o = media::gathered_local_description(&obs, &mut obs_ev.gathered).await.unwrap();
+    let r = post_sdp(format!("{}/api/v1/work-orders/{wid}/whep", app.base), t.clone(), o.sdp).await;
+    assert_eq!(r.status().as_u16(), 201);
+    let whep_location = r.headers()["location"].to_str().unwrap().to_owned();
+    obs.set_remote_description(RTCSessionDescription::answer(r.text().await.unwrap()).unwrap()).await.unwrap();
+    let video_track = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let tr = obs_ev.tracks.recv().await.unwrap();
+            if tr.kind().await == RtpCodecKind::Video {
+                break tr;
+            }
+        }
+    })
+    .await
+    .expect("the observer receives the video track");
+    let mut packets = 0;
+    while packets < 20 {
+        match tokio::time::timeout(Duration::from_secs(5), video_track.poll()).await.unwrap() {
+            Some(TrackRemoteEvent::OnRtpPacket(_)) => packets += 1,
+            Some(_) => {}
+            None => panic!("track ended"),
+        }
+    }
+
+    // Bad requests: not SDP, not an offer, someone else's resource, PATCH.
+    let r = http.post(format!("{}/api/v1/work-orders/{wid}/whip", app.base)).bearer_auth(&technician.token).header("content-type", "text/plain").body("x").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    let r = post_sdp(format!("{}/api/v1/work-orders/{wid}/whip", app.base), technician.token.clone(), "v=0 nonsense".into()).await;
+    assert_eq!(r.status().as_u16(), 400);
+    let r = http.delete(format!("{}{location}", app.base)).bearer_auth(&expert.token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = http.patch(format!("{}{location}", app.base)).bearer_auth(&technician.token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    // The glasses stop: DELETE ends the ingest and its tracks leave the room.
+    let r = http.delete(format!("{}{location}", app.base)).bearer_auth(&technician.token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(exp.expect("tracks_changed").await["tracks"], 0);
+    let r = http.delete(format!("{}{location}", app.base)).bearer_auth(&technician.token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = http.delete(format!("{}{whep_location}", app.base)).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    stop.store(true, SeqCst);
+    let _ = cam.pc.close().await;
+    let _ = obs.close().await;
     let _ = viewer.pc.close().await;
     app.stop().await;
 }

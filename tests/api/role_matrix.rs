@@ -9,6 +9,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
+/// Routes whose success needs a live WebRTC session (tested in live.rs).
+const LIVE_ONLY: &[&str] = &["whip_ingest", "whep_play", "media_delete", "media_patch"];
+
 struct Fixture {
     customer: String,
     site: String,
@@ -137,6 +140,9 @@ async fn request_for(app: &TestApp, fx: &Fixture, spec: &RouteSpec, role: Option
         "create_invite" => (format!("/api/v1/work-orders/{}/invites", fresh_wo().await), Body::Json(json!({}))),
         "get_diagnosis" => (format!("/api/v1/work-orders/{}/diagnosis", fx.evidence_wo), Body::None),
         "list_models" => ("/api/v1/models".into(), Body::None),
+        "whip_ingest" => (format!("/api/v1/work-orders/{}/whip", fx.evidence_wo), Body::Raw("application/sdp", b"v=0".to_vec())),
+        "whep_play" => (format!("/api/v1/work-orders/{}/whep", fx.evidence_wo), Body::Raw("application/sdp", b"v=0".to_vec())),
+        "media_delete" | "media_patch" => (format!("/api/v1/media/{}", uuid::Uuid::now_v7()), Body::None),
         "ingest_telemetry" => (
             format!("/api/v1/assets/{}/telemetry", fx.asset),
             Body::Raw("application/octet-stream", raw_telemetry(&cwru("de12k/097_N_0hp_from48k_head70.f32")[..9000], 12_000, 1796.0)),
@@ -213,7 +219,11 @@ async fn every_route_enforces_its_declared_roles() {
                     let (path, body, own) = request_for(&app, &fx, spec, Some(*role)).await;
                     let token = own.as_deref().unwrap_or(&session.token);
                     let r = send(&app, spec, &path, body, Some(token)).await;
-                    if allowed.contains(role) {
+                    if allowed.contains(role) && LIVE_ONLY.contains(&spec.operation_id) {
+                        // Needs a live session and real SDP: tests/api/live.rs covers
+                        // the success path; here only that the role got through.
+                        assert!(![401, 403].contains(&r.status.as_u16()), "{} {} as {role}: {}", spec.method, spec.path, r.status);
+                    } else if allowed.contains(role) {
                         assert!(r.status.is_success(), "{} {} as {role}: {} {}", spec.method, spec.path, r.status, r.body);
                     } else {
                         assert_eq!(r.problem(403), "forbidden", "{} {} as {role}", spec.method, spec.path);

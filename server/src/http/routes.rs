@@ -94,6 +94,10 @@ pub const ROUTES: &[RouteSpec] = &[
     r!("POST" "/api/v1/work-orders/{id}/invites", Roles(DESK), "create_invite", "Create a customer invite link for a work order", "work-orders", Some("InviteRequest"), 201 "Invite"),
     r!("GET" "/api/v1/work-orders/{id}/diagnosis", Roles(ALL), "get_diagnosis", "Get the fused, ranked diagnosis of a work order", "diagnosis", None, 200 "Diagnosis"),
     r!("POST" "/api/v1/assets/{id}/telemetry", Roles(STAFF), "ingest_telemetry", "Ingest a vibration recording of an asset (gateways); persistent faults open a work order", "diagnosis", None, 200 "TelemetryIngest"),
+    r!("POST" "/api/v1/work-orders/{id}/whip", Roles(ALL), "whip_ingest", "Publish into a live session over WHIP (RFC 9725): body application/sdp", "live", None, 201 ""),
+    r!("POST" "/api/v1/work-orders/{id}/whep", Roles(ALL), "whep_play", "Play a live session over WHEP: body application/sdp", "live", None, 201 ""),
+    r!("DELETE" "/api/v1/media/{resource}", Roles(ALL), "media_delete", "End a WHIP or WHEP resource", "live", None, 200 ""),
+    r!("PATCH" "/api/v1/media/{resource}", Roles(ALL), "media_patch", "Trickle/restart a WHIP or WHEP resource (not supported: 405)", "live", None, 405 ""),
     r!("GET" "/api/v1/models", Roles(STAFF), "list_models", "List the diagnosis models in service", "diagnosis", None, 200 "ModelList"),
 ];
 

@@ -32,6 +32,8 @@ pub enum HubCmd {
     Relay { peer: PeerId, msg: ServerMsg, customers_only: bool },
     End { peer: PeerId, outcome: Outcome, reply: oneshot::Sender<Result<(), Refusal>> },
     Left { peer: PeerId },
+    /// The media room of a running session (WHIP ingest, WHEP playback).
+    MediaRoomOf { work_order: WorkOrderId, reply: oneshot::Sender<Result<Arc<MediaRoom>, Refusal>> },
     /// The media room of the session a peer was put into by someone else (a queued
     /// customer whose call was accepted).
     RoomOf { peer: PeerId, reply: oneshot::Sender<Result<(WorkOrderId, Arc<MediaRoom>), Refusal>> },
@@ -171,6 +173,10 @@ impl HubTask {
                         let _ = reply.send(Err((codes::FORBIDDEN, e.to_string())));
                     }
                 }
+            }
+            HubCmd::MediaRoomOf { work_order, reply } => {
+                let room = self.hub.room(work_order).and_then(|_| self.rooms.get(&work_order).cloned());
+                let _ = reply.send(room.ok_or((codes::NOT_FOUND, "no live session runs for this work order".to_owned())));
             }
             HubCmd::RoomOf { peer, reply } => {
                 let found = self.hub.room_of(peer).map(|r| r.work_order).and_then(|wo| self.rooms.get(&wo).map(|m| (wo, m.clone())));

@@ -12,6 +12,7 @@
 pub mod hub;
 mod live;
 pub mod protocol;
+pub mod whip;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,16 +51,23 @@ pub struct SignalState {
     pub hub: mpsc::Sender<HubCmd>,
     pub media: MediaSettings,
     next_peer: AtomicU64,
+    /// WHIP and WHEP resources by id.
+    pub http_media: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, whip::Resource>>,
 }
 
 impl SignalState {
     pub fn new(hub: mpsc::Sender<HubCmd>, media: MediaSettings) -> Self {
-        SignalState { hub, media, next_peer: AtomicU64::new(1) }
+        SignalState { hub, media, next_peer: AtomicU64::new(1), http_media: Default::default() }
+    }
+
+    /// A fresh peer id (WebSocket connections and WHIP/WHEP resources share the space).
+    pub fn next_peer(&self) -> PeerId {
+        PeerId(self.next_peer.fetch_add(1, Ordering::Relaxed))
     }
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/signal", get(upgrade))
+    Router::new().route("/signal", get(upgrade)).merge(whip::router())
 }
 
 async fn upgrade(State(state): State<AppState>, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
@@ -69,7 +77,7 @@ async fn upgrade(State(state): State<AppState>, ws: Result<WebSocketUpgrade, axu
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
-            let peer = PeerId(state.signal.next_peer.fetch_add(1, Ordering::Relaxed));
+            let peer = state.signal.next_peer();
             Connection::new(state, peer).run(socket).await
         })
 }
