@@ -264,9 +264,20 @@ struct Viewer {
 }
 
 async fn subscribe(client: &mut Client) -> Viewer {
+    subscribe_n(client, Some(2)).await
+}
+
+/// Subscribes to whatever is published (an independent peer may send video only).
+async fn subscribe_any(client: &mut Client) -> Viewer {
+    subscribe_n(client, None).await
+}
+
+async fn subscribe_n(client: &mut Client, want: Option<u64>) -> Viewer {
     client.send(json!({ "type": "subscribe" }));
     let offer = client.expect("subscribe_offer").await;
-    assert_eq!(offer["tracks"], 2, "video and audio of the customer");
+    if let Some(n) = want {
+        assert_eq!(offer["tracks"], n, "video and audio of the customer");
+    }
     let (pc, mut ev) = media::new_peer(&settings(), false).await.unwrap();
     client.pcs.lock().unwrap().insert("subscribe".into(), pc.clone());
     pc.set_remote_description(RTCSessionDescription::offer(offer["sdp"].as_str().unwrap().to_owned()).unwrap()).await.unwrap();
@@ -682,6 +693,52 @@ async fn smart_glasses_publish_over_whip_and_an_observer_plays_over_whep() {
     stop.store(true, SeqCst);
     let _ = cam.pc.close().await;
     let _ = obs.close().await;
+    let _ = viewer.pc.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_peer_aiortc_publishes_over_whip_and_the_expert_sees_it() {
+    let python = std::env::var("FIXLINE_TEST_PYTHON").ok().filter(|p| std::path::Path::new(p).exists()).or_else(|| {
+        let p = repo_path(".deps/venv/bin/python");
+        p.exists().then(|| p.to_string_lossy().into_owned())
+    });
+    let has_aiortc = python.as_ref().is_some_and(|p| std::process::Command::new(p).args(["-c", "import aiortc"]).status().is_ok_and(|s| s.success()));
+    if !has_aiortc {
+        assert!(std::env::var("FIXLINE_TEST_PYTHON").is_err(), "FIXLINE_TEST_PYTHON is set but aiortc is not installed");
+        eprintln!("note: aiortc not installed (scripts/setup.sh --test); interop test skipped");
+        return;
+    }
+    let python = python.unwrap();
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("key").await;
+    let wo = app.work_order(&customer, "P2").await;
+    let wid = wo["id"].as_str().unwrap().to_owned();
+    let inv = app.post(&format!("/api/v1/work-orders/{wid}/invites"), &t, json!({})).await.ok();
+    let ctoken = app.req(reqwest::Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": inv["token"] }))).await.ok();
+    let expert = app.user(fixline::auth::Role::Expert, None).await;
+    let mut cust = Client::auth(&app, ctoken["access_token"].as_str().unwrap()).await;
+    cust.send(json!({ "type": "queue", "work_order_id": wid }));
+    cust.expect("queue_position").await;
+    let mut exp = Client::auth(&app, &expert.token).await;
+    exp.send(json!({ "type": "accept", "work_order_id": wid }));
+    exp.expect("session_started").await;
+
+    // The customer's own camera is an aiortc client posting to /whip.
+    let url = format!("{}/api/v1/work-orders/{wid}/whip", app.base);
+    let token = ctoken["access_token"].as_str().unwrap().to_owned();
+    let script = repo_path("tests/peers/aiortc_whip.py");
+    let peer = tokio::task::spawn_blocking(move || std::process::Command::new(python).arg(script).args([url, token, "6".into()]).output());
+    while exp.expect("tracks_changed").await["tracks"] == 0 {}
+    let viewer = subscribe_any(&mut exp).await;
+    wait_until("aiortc's frames decoded at the expert", 20, || viewer.frames.load(SeqCst) >= 10).await;
+    assert_eq!(*viewer.size.lock().unwrap(), Some((W, H)));
+    let out = peer.await.unwrap().unwrap();
+    let line = String::from_utf8_lossy(&out.stdout);
+    let result: Value = serde_json::from_str(line.lines().last().unwrap_or("{}")).unwrap_or_else(|_| panic!("{line} {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(result["status"], 201, "{result}");
+    assert_eq!(result["delete"], 200, "{result}");
     let _ = viewer.pc.close().await;
     app.stop().await;
 }
