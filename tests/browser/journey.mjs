@@ -85,6 +85,15 @@ try {
   console.log(JSON.stringify(out));
 } catch (e) {
   out.error = String(e && e.message || e);
+  for (const p of browser.contexts().flatMap((c) => c.pages())) {
+    try {
+      out[`debug_${p.url().includes("console") ? "expert" : "customer"}`] = await p.evaluate(() => ({
+        dbg: window.fixlineDebug,
+        video: (() => { const v = document.getElementById("remote") || document.getElementById("preview"); return v && { w: v.videoWidth, rs: v.readyState, src: !!v.srcObject }; })(),
+        status: document.getElementById("status")?.textContent,
+      }));
+    } catch {}
+  }
   console.log(JSON.stringify(out));
   process.exitCode = 1;
 } finally {

@@ -71,14 +71,38 @@ export class Signal extends EventTarget {
     return pc;
   }
 
-  /// Receives the others' tracks: the server offers, we answer.
-  async subscribe(onTrack) {
+  /// Receives the others' tracks: the server offers, we answer. Calls are coalesced:
+  /// one negotiation at a time, and a request that arrives meanwhile runs once after.
+  subscribe(onTrack) {
+    this.wantSubscribe = true;
+    if (this.subscribing) return;
+    this.subscribing = true;
+    (async () => {
+      while (this.wantSubscribe) {
+        this.wantSubscribe = false;
+        try {
+          await this.subscribeOnce(onTrack);
+        } catch (e) {
+          console.warn("subscribe failed", e);
+        }
+      }
+      this.subscribing = false;
+    })();
+  }
+
+  async subscribeOnce(onTrack) {
+    window.fixlineDebug = window.fixlineDebug || { subscribes: 0, tracks: [], states: [] };
+    window.fixlineDebug.subscribes += 1;
     if (this.pcs.subscribe) this.pcs.subscribe.close();
     const offer = this.once("subscribe_offer");
     this.send({ type: "subscribe" });
     const { sdp } = await offer;
     const pc = this.newPeer("subscribe");
-    pc.ontrack = (e) => onTrack(e.track, e.streams[0]);
+    pc.ontrack = (e) => {
+      window.fixlineDebug.tracks.push(e.track.kind);
+      onTrack(e.track, e.streams[0]);
+    };
+    pc.onconnectionstatechange = () => window.fixlineDebug.states.push(pc.connectionState);
     await pc.setRemoteDescription({ type: "offer", sdp });
     await pc.setLocalDescription(await pc.createAnswer());
     this.send({ type: "subscribe_answer", sdp: pc.localDescription.sdp });

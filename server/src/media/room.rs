@@ -223,6 +223,10 @@ fn spawn_forward(
             track.request_keyframe().await;
         }
         let mut started = !video;
+        // Encoders throttle keyframe requests (and RTCP can be lost): ask again each
+        // second until a keyframe starts this viewer's video.
+        let mut asked = std::time::Instant::now();
+        let mut write_errors = 0u32;
         loop {
             let mut p = match rx.recv().await {
                 Ok(p) => p,
@@ -239,6 +243,11 @@ fn spawn_forward(
             }
             if !started {
                 if !super::is_vp8_keyframe_start(&p.payload) {
+                    if asked.elapsed() >= Duration::from_secs(1) {
+                        asked = std::time::Instant::now();
+                        stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                        track.request_keyframe().await;
+                    }
                     continue;
                 }
                 started = true;
@@ -248,8 +257,17 @@ fn spawn_forward(
             p.header.extension = false;
             p.header.extensions.clear();
             let len = p.payload.len() as u64;
-            if out.write_rtp(p).await.is_err() {
-                break;
+            match out.write_rtp(p).await {
+                Ok(_) => write_errors = 0,
+                // A transient refusal (the leg is renegotiating) is not the end; a leg
+                // that keeps refusing is gone.
+                Err(_) => {
+                    write_errors += 1;
+                    if write_errors > 200 || matches!(*state.borrow(), RTCPeerConnectionState::Closed | RTCPeerConnectionState::Failed) {
+                        break;
+                    }
+                    continue;
+                }
             }
             stats.packets_out.fetch_add(1, Ordering::Relaxed);
             stats.bytes_out.fetch_add(len, Ordering::Relaxed);

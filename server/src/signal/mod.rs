@@ -25,7 +25,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription};
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
 use crate::auth::tokens::Claims;
 use crate::auth::{Principal, Role};
@@ -100,7 +100,6 @@ impl From<media::MediaError> for Fail {
 /// One of the participant's peer connections.
 struct PeerLeg {
     pc: Arc<dyn PeerConnection>,
-    state: watch::Receiver<RTCPeerConnectionState>,
 }
 
 enum Internal {
@@ -123,7 +122,13 @@ struct Connection {
     tokens: f64,
     last_refill: Instant,
     subscribed_tracks: Option<usize>,
+    /// Candidates that arrived before their leg had a remote description (a client
+    /// may start trickling before its offer or answer is processed).
+    early_candidates: Vec<(Leg, RTCIceCandidateInit)>,
 }
+
+/// Most early candidates kept per connection.
+const MAX_EARLY_CANDIDATES: usize = 64;
 
 impl Connection {
     fn new(state: AppState, peer: PeerId) -> Self {
@@ -145,6 +150,21 @@ impl Connection {
             tokens: BURST,
             last_refill: Instant::now(),
             subscribed_tracks: None,
+            early_candidates: Vec::new(),
+        }
+    }
+
+    /// Applies the early candidates of `leg` once its remote description is set.
+    async fn flush_candidates(&mut self, leg: Leg) {
+        let target = match leg {
+            Leg::Publish => self.publish.as_ref().map(|l| l.pc.clone()),
+            Leg::Subscribe => self.subscribe.as_ref().map(|l| l.pc.clone()),
+        };
+        let Some(pc) = target else { return };
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.early_candidates).into_iter().partition(|(l, _)| *l == leg);
+        self.early_candidates = rest;
+        for (_, c) in mine {
+            let _ = pc.add_ice_candidate(c).await;
         }
     }
 
@@ -371,14 +391,14 @@ impl Connection {
                 let leg = self.subscribe.as_ref().ok_or(Fail(codes::CONFLICT, "send `subscribe` first".into()))?;
                 let answer = RTCSessionDescription::answer(sdp).map_err(|e| Fail(codes::MALFORMED, format!("bad SDP answer: {e}")))?;
                 leg.pc.set_remote_description(answer).await.map_err(|e| Fail(codes::MALFORMED, format!("the answer was refused: {e}")))?;
+                self.flush_candidates(Leg::Subscribe).await;
                 Ok(None)
             }
             ClientMsg::Candidate { leg, candidate } => {
-                let target = match leg {
-                    Leg::Publish => self.publish.as_ref(),
-                    Leg::Subscribe => self.subscribe.as_ref(),
+                self.principal()?;
+                if candidate.candidate.len() > 1024 {
+                    return Err(Fail(codes::TOO_LARGE, "a candidate is at most 1024 bytes".into()));
                 }
-                .ok_or(Fail(codes::CONFLICT, "no such connection yet".into()))?;
                 let init = RTCIceCandidateInit {
                     candidate: candidate.candidate,
                     sdp_mid: candidate.sdp_mid,
@@ -386,7 +406,23 @@ impl Connection {
                     username_fragment: candidate.username_fragment,
                     ..Default::default()
                 };
-                target.pc.add_ice_candidate(init).await.map_err(|e| Fail(codes::MALFORMED, format!("bad candidate: {e}")))?;
+                let target = match leg {
+                    Leg::Publish => self.publish.as_ref(),
+                    Leg::Subscribe => self.subscribe.as_ref(),
+                };
+                let ready = match target {
+                    Some(l) => l.pc.remote_description().await.is_some(),
+                    None => false,
+                };
+                if !ready {
+                    if self.early_candidates.len() >= MAX_EARLY_CANDIDATES {
+                        return Err(Fail(codes::TOO_LARGE, "too many candidates before the offer".into()));
+                    }
+                    self.early_candidates.push((leg, init));
+                    return Ok(None);
+                }
+                let pc = target.expect("ready implies the leg exists").pc.clone();
+                pc.add_ice_candidate(init).await.map_err(|e| Fail(codes::MALFORMED, format!("bad candidate: {e}")))?;
                 Ok(None)
             }
             ClientMsg::Chat { text } => {
@@ -509,13 +545,13 @@ impl Connection {
                     });
                 }
             });
-            self.publish = Some(PeerLeg { pc, state: ev.state });
+            self.publish = Some(PeerLeg { pc });
         }
-        let leg = self.publish.as_ref().expect("just set");
-        leg.pc.set_remote_description(offer).await.map_err(|e| Fail(codes::MALFORMED, format!("the offer was refused: {e}")))?;
-        let answer = leg.pc.create_answer(None).await.map_err(media::MediaError::rtc)?;
-        leg.pc.set_local_description(answer.clone()).await.map_err(media::MediaError::rtc)?;
-        let _ = &leg.state;
+        let pc = self.publish.as_ref().expect("just set").pc.clone();
+        pc.set_remote_description(offer).await.map_err(|e| Fail(codes::MALFORMED, format!("the offer was refused: {e}")))?;
+        let answer = pc.create_answer(None).await.map_err(media::MediaError::rtc)?;
+        pc.set_local_description(answer.clone()).await.map_err(media::MediaError::rtc)?;
+        self.flush_candidates(Leg::Publish).await;
         Ok(ServerMsg::PublishAnswer { sdp: answer.sdp })
     }
 
@@ -531,7 +567,7 @@ impl Connection {
         let offer = pc.create_offer(None).await.map_err(media::MediaError::rtc)?;
         pc.set_local_description(offer).await.map_err(media::MediaError::rtc)?;
         let offer = media::gathered_local_description(&pc, &mut ev.gathered).await?;
-        self.subscribe = Some(PeerLeg { pc, state: ev.state });
+        self.subscribe = Some(PeerLeg { pc });
         self.subscribed_tracks = Some(tracks);
         Ok(ServerMsg::SubscribeOffer { sdp: offer.sdp, tracks })
     }
