@@ -69,11 +69,23 @@ pub struct MediaRoom {
     next_ssrc: AtomicU64,
     /// Snapshot requests for the frame taps of this room.
     snapshot_flags: Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>,
+    /// Set when the session ends: everything attached to the room lets go.
+    ended: watch::Sender<bool>,
 }
 
 impl MediaRoom {
     pub fn new() -> Arc<MediaRoom> {
         Arc::new(MediaRoom { next_ssrc: AtomicU64::new(0x5000_0000), ..Default::default() })
+    }
+
+    /// Marks the room ended (the session is over).
+    pub fn end(&self) {
+        self.ended.send_replace(true);
+    }
+
+    /// Resolves when the room ends.
+    pub fn ended(&self) -> watch::Receiver<bool> {
+        self.ended.subscribe()
     }
 
     /// Registers a frame tap's snapshot flag.

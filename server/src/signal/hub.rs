@@ -189,6 +189,8 @@ impl HubTask {
                     room.unpublish(peer);
                 }
                 self.peers.remove(&peer);
+                let hub = &self.hub;
+                self.titles.retain(|wo, _| hub.position(*wo).is_some() || hub.room(*wo).is_some());
             }
         }
     }
@@ -313,7 +315,9 @@ impl HubTask {
                     for p in participants.iter().filter(|p| p.connected) {
                         self.send(p.peer, ServerMsg::Ended { work_order_id: work_order, outcome });
                     }
-                    self.rooms.remove(&work_order);
+                    if let Some(room) = self.rooms.remove(&work_order) {
+                        room.end();
+                    }
                     self.titles.remove(&work_order);
                 }
             }

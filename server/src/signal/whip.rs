@@ -94,10 +94,46 @@ fn created(state: &AppState, id: uuid::Uuid, answer: RTCSessionDescription) -> R
     r
 }
 
-fn register(state: &AppState, res: Resource) -> Result<uuid::Uuid, Resource> {
+/// Answers an offer; the answer carries every server candidate (no trickle).
+async fn answer_with_candidates(
+    pc: &Arc<dyn PeerConnection>,
+    offer: RTCSessionDescription,
+    gathered: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<RTCSessionDescription, ApiError> {
+    pc.set_remote_description(offer).await.map_err(|e| ApiError::BadRequest(format!("the offer was refused: {e}")))?;
+    let answer = pc.create_answer(None).await.map_err(|e| media_err(MediaError::rtc(e)))?;
+    pc.set_local_description(answer).await.map_err(|e| media_err(MediaError::rtc(e)))?;
+    media::gathered_local_description(pc, gathered).await.map_err(media_err)
+}
+
+/// Forgets a resource when its connection fails or closes, or its session ends.
+fn watch_resource(state: &AppState, id: uuid::Uuid, mut pc_state: tokio::sync::watch::Receiver<webrtc::peer_connection::RTCPeerConnectionState>) {
+    use webrtc::peer_connection::RTCPeerConnectionState::{Closed, Failed};
+    let Some(room) = state.signal.http_media.lock().unwrap_or_else(|p| p.into_inner()).get(&id).map(|r| r.room.clone()) else { return };
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut ended = room.ended();
+        tokio::select! {
+            _ = pc_state.wait_for(|s| matches!(s, Closed | Failed)) => {}
+            _ = ended.wait_for(|e| *e) => {}
+        }
+        let res = state.signal.http_media.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        if let Some(res) = res {
+            res.room.unpublish(res.peer);
+            let _ = res.pc.close().await;
+        }
+    });
+}
+
+fn register(state: &AppState, res: Resource) -> Result<uuid::Uuid, ApiError> {
     let mut map = state.signal.http_media.lock().unwrap_or_else(|p| p.into_inner());
     if map.len() >= MAX_RESOURCES {
-        return Err(res);
+        drop(map);
+        let pc = res.pc.clone();
+        tokio::spawn(async move {
+            let _ = pc.close().await;
+        });
+        return Err(ApiError::Unavailable("too many WHIP/WHEP connections".into()));
     }
     let id = uuid::Uuid::now_v7();
     map.insert(id, res);
@@ -118,12 +154,9 @@ async fn whip(State(state): State<AppState>, p: Principal, ApiPath(id): ApiPath<
             r.publish(peer, t).await;
         }
     });
-    pc.set_remote_description(offer).await.map_err(|e| ApiError::BadRequest(format!("the offer was refused: {e}")))?;
-    let answer = pc.create_answer(None).await.map_err(|e| media_err(MediaError::rtc(e)))?;
-    pc.set_local_description(answer).await.map_err(|e| media_err(MediaError::rtc(e)))?;
-    let answer = media::gathered_local_description(&pc, &mut ev.gathered).await.map_err(media_err)?;
-    let res = Resource { pc: pc.clone(), room, peer, owner: p };
-    let id = register(&state, res).map_err(|_| ApiError::Unavailable("too many WHIP/WHEP connections".into()))?;
+    let answer = answer_with_candidates(&pc, offer, &mut ev.gathered).await?;
+    let id = register(&state, Resource { pc, room, peer, owner: p })?;
+    watch_resource(&state, id, ev.state.clone());
     tracing::info!(resource = %id, "WHIP ingest started");
     Ok(created(&state, id, answer))
 }
@@ -139,12 +172,9 @@ async fn whep(State(state): State<AppState>, p: Principal, ApiPath(id): ApiPath<
         let _ = pc.close().await;
         return Err(ApiError::Conflict("nothing is being published in this session yet".into()));
     }
-    pc.set_remote_description(offer).await.map_err(|e| ApiError::BadRequest(format!("the offer was refused: {e}")))?;
-    let answer = pc.create_answer(None).await.map_err(|e| media_err(MediaError::rtc(e)))?;
-    pc.set_local_description(answer).await.map_err(|e| media_err(MediaError::rtc(e)))?;
-    let answer = media::gathered_local_description(&pc, &mut ev.gathered).await.map_err(media_err)?;
-    let res = Resource { pc: pc.clone(), room, peer, owner: p };
-    let id = register(&state, res).map_err(|_| ApiError::Unavailable("too many WHIP/WHEP connections".into()))?;
+    let answer = answer_with_candidates(&pc, offer, &mut ev.gathered).await?;
+    let id = register(&state, Resource { pc, room, peer, owner: p })?;
+    watch_resource(&state, id, ev.state.clone());
     Ok(created(&state, id, answer))
 }
 
