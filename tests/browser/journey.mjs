@@ -64,6 +64,13 @@ try {
   Object.assign(out, pixels);
   if (Math.abs(pixels.meanLuma - Number(expectedLuma)) > 20) throw new Error(`mean luma ${pixels.meanLuma} vs source ${expectedLuma}`);
 
+  step("the customer hears the expert");
+  await customer.waitForFunction(() => {
+    const a = document.getElementById("remote-audio");
+    return a.srcObject && a.srcObject.getAudioTracks().length > 0;
+  }, null, { timeout });
+  out.customerHearsExpert = true;
+
   step("chat both ways");
   await expert.fill("#chat-input", "please show the battery contacts");
   await expert.click("#chat-form button");

@@ -28,12 +28,19 @@ $("login-form").onsubmit = async (ev) => {
   signal = new Signal(auth.access_token);
   await signal.connect();
   signal.addEventListener("queue", (e) => renderQueue(e.detail.items));
-  signal.addEventListener("session_started", () => {
+  signal.addEventListener("session_started", async () => {
     $("queue-card").hidden = true;
     $("video-card").hidden = false;
     $("chat-card").hidden = false;
     $("diagnosis-card").hidden = false;
     status(t("connecting"));
+    // The expert talks to the customer: publish the microphone (video stays off).
+    try {
+      const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+      await signal.publish(mic, (msg) => msg.type === "chat" && log(t("customer"), msg.text));
+    } catch (e) {
+      console.warn("no microphone", e);
+    }
   });
   signal.addEventListener("tracks_changed", (e) => {
     if (e.detail.tracks > 0) signal.subscribe((track, s) => { if (track.kind === "video") { $("remote").srcObject = s; status(""); } });
