@@ -37,6 +37,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = Db::open(&url).await.with_context(|| format!("cannot open the database ({})", redact_url(&url)))?;
     let key = TokenKey::load_or_create(&config.data_dir.join("token.key")).context("cannot load the token key")?;
     let blobs = BlobStore::new(&config.data_dir).context("cannot create the evidence directory")?;
+    let knowledge = crate::customers::knowledge::Knowledge::load(&config.knowledge_dir)?;
+    knowledge.sync(&db).await.context("cannot store the knowledge base")?;
     let diagnosis = if config.diagnosis.enabled {
         let d = &config.diagnosis;
         let mut dirs = Registry::discover(&d.models_dir)?;
@@ -52,6 +54,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     } else {
         Registry::empty()
     };
+    for m in &diagnosis.models {
+        if let Some(l) = m.manifest.labels.iter().find(|l| !knowledge.has_fault(&l.fault_id)) {
+            anyhow::bail!("{}: label `{}` maps to fault `{}`, which is not in {}", m.manifest.model_path.display(), l.name, l.fault_id, config.knowledge_dir.join("faults.json").display());
+        }
+    }
     // Labels named `normal` are the healthy class of a model: they never raise alerts.
     let normal_ids = diagnosis
         .models

@@ -40,6 +40,9 @@ pub struct Config {
     pub public_url: String,
     /// Seed the demo data set (customers, assets, staff) into an empty database.
     pub demo_data: bool,
+    /// The fault taxonomy and product lines with fault codes (faults.json,
+    /// product_lines.json), synchronised into the database at start-up.
+    pub knowledge_dir: PathBuf,
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
@@ -58,6 +61,7 @@ impl Default for Config {
             database_url: String::new(),
             public_url: String::new(),
             demo_data: false,
+            knowledge_dir: PathBuf::from("models/knowledge"),
             log: LogConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),

@@ -354,3 +354,36 @@ async fn a_persistent_fault_in_streamed_telemetry_opens_one_work_order_and_later
     app.raw(Method::POST, &format!("/api/v1/assets/{}/telemetry", uuid::Uuid::now_v7()), Some(&t), "application/octet-stream", chunk(0)).await.problem(404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_knowledge_base_files_define_product_lines_and_fault_codes_and_bad_files_stop_start_up() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let lines = app.get("/api/v1/product-lines", &app.admin_token).await.ok();
+    let spindle = lines["items"].as_array().unwrap().iter().find(|l| l["code"] == "SPN-CNC").expect("from product_lines.json");
+    let detail = app.get(&format!("/api/v1/product-lines/{}", spindle["id"].as_str().unwrap()), &app.admin_token).await.ok();
+    let codes: Vec<&str> = detail["fault_codes"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["SP-101", "SP-102", "SP-103", "SP-200"]);
+    assert_eq!(detail["name_zh"], "加工中心主轴");
+    app.stop().await;
+
+    // A fault code naming a fault the taxonomy does not have.
+    let kdir = TempDir::new();
+    std::fs::copy(repo_path("models/knowledge/faults.json"), kdir.0.join("faults.json")).unwrap();
+    std::fs::write(
+        kdir.0.join("product_lines.json"),
+        r#"{"product_lines":[{"code":"X","category":"c","name_en":"x","name_zh":"x","fault_codes":[{"code":"E1","fault_id":"no.such","severity":"info","description_en":"d","description_zh":"d"}]}]}"#,
+    )
+    .unwrap();
+    let dir = TempDir::new();
+    let mut c = test_config(&dir, format!("sqlite://{}?mode=rwc", dir.0.join("k.db").display()));
+    c.knowledge_dir = kdir.0.clone();
+    let e = fixline::app::start(c.clone()).await.err().expect("refused").to_string();
+    assert!(e.contains("product_lines.json") && e.contains("no.such"), "{e}");
+    // A model label whose fault is missing from the taxonomy.
+    let faults: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo_path("models/knowledge/faults.json")).unwrap()).unwrap();
+    let kept: Vec<_> = faults["faults"].as_array().unwrap().iter().filter(|f| f["id"] != "surface.scratches").cloned().collect();
+    std::fs::write(kdir.0.join("faults.json"), json!({ "faults": kept }).to_string()).unwrap();
+    std::fs::write(kdir.0.join("product_lines.json"), r#"{"product_lines":[]}"#).unwrap();
+    let e = fixline::app::start(c).await.err().expect("refused").to_string();
+    assert!(e.contains("surface.scratches") && e.contains("model.onnx"), "{e}");
+}

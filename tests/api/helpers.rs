@@ -73,6 +73,7 @@ pub fn test_config(dir: &TempDir, url: String) -> Config {
     c.auth.login_attempts_per_minute = 100_000;
     c.log.level = "warn".into();
     c.diagnosis.models_dir = repo_path("models");
+    c.knowledge_dir = repo_path("models/knowledge");
     c.diagnosis.sessions_per_model = 1;
     c
 }

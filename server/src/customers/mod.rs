@@ -3,6 +3,7 @@
 //!
 //! Owns the reference data a work order points to; it knows nothing about work orders.
 
+pub mod knowledge;
 pub mod repo;
 
 use serde::{Deserialize, Serialize};
