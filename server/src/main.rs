@@ -107,7 +107,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("    {role:<11} {user:<18} {pw}");
                 }
             }
-            println!("  Log in: POST {url}/api/v1/auth/login {{\"username\":..., \"password\":...}}");
+            println!("  Expert console: {url}/console   (customers open invite links: {url}/join#token=...)");
+            println!("  API login: POST {url}/api/v1/auth/login {{\"username\":..., \"password\":...}}");
             running.wait_for(fixline::app::shutdown_signal()).await?;
             tracing::info!("stopped");
         }

@@ -61,7 +61,7 @@ fn start(dir: &TempDir) -> Server {
                 if let Some(p) = line.trim().strip_prefix("password:") {
                     pw = Some(p.trim().to_owned());
                 }
-                if line.trim_start().starts_with("Log in:") {
+                if line.trim_start().starts_with("API login:") {
                     break;
                 }
             }
