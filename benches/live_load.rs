@@ -271,6 +271,7 @@ async fn session(base: String, ct: String, et: String, wid: String, experts: usi
     let t_offer = Instant::now();
     cust.send(json!({ "type": "publish", "sdp": offer.sdp }));
     let ans = cust.expect("publish_answer").await;
+    if std::env::var("LOAD_TRACE").is_ok() { eprintln!("publish_answer after {:?}", t_offer.elapsed()); }
     pc.set_remote_description(RTCSessionDescription::answer(ans["sdp"].as_str().unwrap().to_owned()).unwrap()).await.unwrap();
     // Send: 30 fps from the pre-encoded loop; on PLI jump to the next keyframe.
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..65536).map(|_| AtomicU64::new(0)).collect());
@@ -313,8 +314,10 @@ async fn session(base: String, ct: String, et: String, wid: String, experts: usi
     // Subscribe each expert.
     for (mut e, slot) in exps {
         while e.expect("tracks_changed").await["tracks"] == 0 {}
+        if std::env::var("LOAD_TRACE").is_ok() { eprintln!("tracks_changed after {:?}", t_offer.elapsed()); }
         e.send(json!({ "type": "subscribe" }));
         let offer = e.expect("subscribe_offer").await;
+        if std::env::var("LOAD_TRACE").is_ok() { eprintln!("subscribe_offer after {:?}", t_offer.elapsed()); }
         let (spc, mut sev) = media::new_peer(&settings(), false).await.unwrap();
         *slot.lock().unwrap() = Some(spc.clone());
         spc.set_remote_description(RTCSessionDescription::offer(offer["sdp"].as_str().unwrap().to_owned()).unwrap()).await.unwrap();
