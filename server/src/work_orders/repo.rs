@@ -154,11 +154,7 @@ pub async fn get(db: &Db, id: WorkOrderId) -> Result<Option<WorkOrder>, StoreErr
     r.as_ref().map(work_order_from_row).transpose()
 }
 
-/// Appends one command's event inside the caller's transaction.
-///
-/// The first statement takes the row's write lock (a no-op UPDATE): PostgreSQL then
-/// serializes appends to one work order, and SQLite takes its database write lock before
-/// reading, so the state read next cannot be stale and the `seq` cannot collide.
+/// Appends one command's event inside the caller's transaction (see `lock_and_read`).
 pub async fn append_in(
     conn: &mut AnyConnection,
     id: WorkOrderId,
@@ -167,23 +163,33 @@ pub async fn append_in(
     sla: &SlaPolicy,
     now: UnixMillis,
 ) -> Result<(WorkOrder, EventRecord), AppendError> {
-    let locked = sqlx::query("UPDATE work_orders SET version = version WHERE id = $1")
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    if locked == 0 {
-        return Err(AppendError::NotFound);
-    }
-    let row = sqlx::query("SELECT * FROM work_orders WHERE id = $1").bind(id.to_string()).fetch_one(&mut *conn).await?;
-    let state = work_order_from_row(&row)?;
+    let state = lock_and_read(conn, id).await?;
     let event = events::decide(&state, cmd, actor, sla)?;
     let next = events::apply(state, &event, now);
+    write_projection(conn, &next).await?;
+    let rec = EventRecord { work_order_id: id, seq: next.version, actor: *actor, occurred_at: now, event };
+    insert_event(conn, &rec).await?;
+    Ok((next, rec))
+}
+
+/// Takes the row's write lock and reads it in one statement (a no-op UPDATE ...
+/// RETURNING): PostgreSQL serialises appends to one work order, SQLite takes its write
+/// lock before the read, so the state cannot be stale and `seq` cannot collide.
+async fn lock_and_read(conn: &mut AnyConnection, id: WorkOrderId) -> Result<WorkOrder, AppendError> {
+    let row = sqlx::query("UPDATE work_orders SET version = version WHERE id = $1 RETURNING *")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(AppendError::NotFound)?;
+    Ok(work_order_from_row(&row)?)
+}
+
+async fn write_projection(conn: &mut AnyConnection, next: &WorkOrder) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE work_orders SET status = $2, priority = $3, first_response_due = $4, resolution_due = $5, \
          first_response_at = $6, resolved_at = $7, updated_at = $8, version = $9 WHERE id = $1",
     )
-    .bind(id.to_string())
+    .bind(next.id.to_string())
     .bind(next.status.as_str())
     .bind(next.priority.as_str())
     .bind(next.first_response_due)
@@ -194,9 +200,7 @@ pub async fn append_in(
     .bind(next.version)
     .execute(&mut *conn)
     .await?;
-    let rec = EventRecord { work_order_id: id, seq: next.version, actor: *actor, occurred_at: now, event };
-    insert_event(conn, &rec).await?;
-    Ok((next, rec))
+    Ok(())
 }
 
 /// Appends one command's event in its own transaction.
@@ -207,24 +211,61 @@ pub async fn append(db: &Db, id: WorkOrderId, cmd: Command, actor: &Actor, sla: 
     Ok(out)
 }
 
-/// Appends many commands in one transaction (group commit). Commands are applied in
-/// work-order id order so concurrent batches lock rows in the same order (no deadlock);
+/// Appends many commands in one transaction (group commit). Each work order is locked
+/// and read once, its commands are decided and applied in memory in their order, its
+/// projection is written once and its events go in multi-row inserts. Work orders are
+/// taken in id order so concurrent batches lock rows in the same order (no deadlock);
 /// if any command is refused, nothing of the batch is written.
-pub async fn append_batch(
-    db: &Db,
-    mut items: Vec<(WorkOrderId, Command)>,
-    actor: &Actor,
-    sla: &SlaPolicy,
-) -> Result<usize, AppendError> {
-    items.sort_by_key(|(id, _)| *id);
+pub async fn append_batch(db: &Db, items: Vec<(WorkOrderId, Command)>, actor: &Actor, sla: &SlaPolicy) -> Result<usize, AppendError> {
     let n = items.len();
+    let mut groups: std::collections::BTreeMap<WorkOrderId, Vec<Command>> = Default::default();
+    for (id, cmd) in items {
+        groups.entry(id).or_default().push(cmd);
+    }
     let now = crate::now_millis();
     let mut tx = db.pool.begin().await?;
-    for (id, cmd) in items {
-        append_in(&mut tx, id, cmd, actor, sla, now).await?;
+    let mut records = Vec::with_capacity(n);
+    for (id, cmds) in groups {
+        let mut state = lock_and_read(&mut tx, id).await?;
+        for cmd in cmds {
+            let event = events::decide(&state, cmd, actor, sla)?;
+            state = events::apply(state, &event, now);
+            records.push(EventRecord { work_order_id: id, seq: state.version, actor: *actor, occurred_at: now, event });
+        }
+        write_projection(&mut tx, &state).await?;
     }
+    insert_events(&mut tx, &records).await?;
     tx.commit().await?;
     Ok(n)
+}
+
+/// Multi-row inserts, at most `ROWS` events per statement (7 parameters each: well
+/// under SQLite's and PostgreSQL's parameter limits).
+async fn insert_events(conn: &mut AnyConnection, records: &[EventRecord]) -> Result<(), sqlx::Error> {
+    const ROWS: usize = 100;
+    for chunk in records.chunks(ROWS) {
+        let mut sql = String::from("INSERT INTO work_order_events (work_order_id, seq, kind, actor, actor_role, occurred_at, payload) VALUES ");
+        for i in 0..chunk.len() {
+            let b = i * 7;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7));
+        }
+        let mut q = sqlx::query(&sql);
+        for rec in chunk {
+            q = q
+                .bind(rec.work_order_id.to_string())
+                .bind(rec.seq)
+                .bind(rec.event.kind())
+                .bind(rec.actor.who.to_string())
+                .bind(rec.actor.role.map(|r| r.as_str()))
+                .bind(rec.occurred_at)
+                .bind(serde_json::to_string(&rec.event).expect("events serialize"));
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Events of one work order in sequence order, from `after_seq` on.
