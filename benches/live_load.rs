@@ -4,6 +4,7 @@
 //! on PLI) and `LOAD_EXPERTS` subscribing experts.
 //!
 //!     LOAD_SESSIONS=10,50,100,200 LOAD_SECONDS=10 LOAD_EXPERTS=1 cargo bench --bench live_load
+//!     LOAD_DIAGNOSIS=0 ...   the same without the live-diagnosis frame tap
 //!
 //! Reports per N: session setup (publish offer sent -> first RTP packet at the
 //! subscriber) p50/p99, forwarded packets and Mbit/s, server CPU and CPU per forwarded
@@ -157,6 +158,7 @@ async fn run(n: usize, experts: usize, seconds: u64, frames: Arc<Vec<Vec<(Bytes,
         .env("FIXLINE_LOG__LEVEL", "warn")
         .env("FIXLINE_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "100000")
         .env("FIXLINE_SESSIONS__MAX_PARTICIPANTS", "6")
+        .env("FIXLINE_DIAGNOSIS__ENABLED", if std::env::var("LOAD_DIAGNOSIS").as_deref() == Ok("0") { "false" } else { "true" })
         .stdout(Stdio::piped())
         .spawn()
         .expect("fixline binary");

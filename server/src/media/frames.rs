@@ -2,17 +2,17 @@
 //! hands out luma frames at a sampling rate, plus on-demand snapshots, for diagnosis.
 //!
 //! Forwarding never waits for it: the tap takes packets from the track's broadcast
-//! with `try_send` into a bounded queue feeding a dedicated decoder thread; if the
-//! decoder falls behind, packets are dropped, the decoder resynchronises at the next
-//! keyframe (asking for one), and frames are only ever lost to diagnosis, never to
-//! viewers. Every frame is decoded (VP8 inter frames need their predecessors); only
-//! sampled frames are copied out.
+//! with `try_send` into a bounded queue feeding a dedicated decoder thread. It decodes
+//! only what it needs: once per sampling interval (and on a snapshot request) it asks
+//! the publisher for a keyframe (PLI) and decodes that keyframe alone; every other
+//! frame is skipped without decoding. A keyframe needs no earlier frame, so nothing
+//! is lost, and the decoder costs one frame per interval instead of every frame.
 
 use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
@@ -115,30 +115,40 @@ pub fn tap(track: Arc<Published>, every: Duration) -> FrameTap {
     let (frames_tx, frames) = mpsc::channel::<LumaFrame>(2);
     let snapshot = Arc::new(AtomicBool::new(false));
     let (pkt_tx, pkt_rx) = std::sync::mpsc::sync_channel::<rtc::rtp::Packet>(512);
-    let need_keyframe = Arc::new(AtomicBool::new(true));
-    // Async side: copy packets out of the fan-out without ever waiting.
+    // Set while a sample is due: the thread decodes the next keyframe, then clears it.
+    let want = Arc::new(AtomicBool::new(true));
+    // Async side: copy packets out of the fan-out without ever waiting, and ask for a
+    // keyframe whenever a sample is due.
     {
-        let (track, need_keyframe) = (track.clone(), need_keyframe.clone());
+        let (track, want, snap) = (track.clone(), want.clone(), snapshot.clone());
         let mut rx = track.subscribe_packets();
         tokio::spawn(async move {
-            track.request_keyframe().await;
+            let mut next_sample = tokio::time::Instant::now();
+            let mut asked = tokio::time::Instant::now() - Duration::from_secs(10);
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
-                match rx.recv().await {
-                    Ok(p) => match pkt_tx.try_send(p) {
-                        Ok(()) => {}
-                        Err(std::sync::mpsc::TrySendError::Full(_)) => {
-                            // The decoder fell behind: resynchronise at a keyframe.
-                            if !need_keyframe.swap(true, Ordering::Relaxed) {
-                                track.request_keyframe().await;
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Ok(p) => {
+                            if let Err(std::sync::mpsc::TrySendError::Disconnected(_)) = pkt_tx.try_send(p) {
+                                break;
                             }
                         }
-                        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => break,
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
                     },
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        need_keyframe.store(true, Ordering::Relaxed);
-                        track.request_keyframe().await;
+                    _ = tick.tick() => {
+                        let now = tokio::time::Instant::now();
+                        if now >= next_sample || snap.load(Ordering::Relaxed) {
+                            want.store(true, Ordering::Relaxed);
+                            next_sample = now + every;
+                        }
+                        // Ask (again after a second without one) while a sample waits.
+                        if want.load(Ordering::Relaxed) && now.duration_since(asked) >= Duration::from_secs(1) {
+                            asked = now;
+                            track.request_keyframe().await;
+                        }
                     }
-                    Err(broadcast::error::RecvError::Closed) => break,
                 }
             }
         });
@@ -148,41 +158,37 @@ pub fn tap(track: Arc<Published>, every: Duration) -> FrameTap {
         let Ok(mut dec) = Vp8Decoder::new() else { return };
         let mut depack = Vp8Packet::default();
         let mut frame = Vec::new();
-        let mut last: Option<Instant> = None;
+        // Collecting the packets of a keyframe; other frames are skipped.
+        let mut collecting = false;
         while let Ok(p) = pkt_rx.recv() {
-            if need_keyframe.load(Ordering::Relaxed) {
-                if !super::is_vp8_keyframe_start(&p.payload) {
-                    continue;
-                }
-                need_keyframe.store(false, Ordering::Relaxed);
+            if super::is_vp8_keyframe_start(&p.payload) {
+                collecting = want.load(Ordering::Relaxed);
                 frame.clear();
+            } else if p.payload.first().is_some_and(|b| b & 0x10 != 0 && b & 0x07 == 0) {
+                // The start (S=1, partition 0) of an inter frame: not needed.
+                collecting = false;
             }
-            if depack.is_partition_head(&p.payload) {
-                frame.clear();
+            if !collecting {
+                continue;
             }
             match depack.depacketize(&p.payload) {
                 Ok(b) => frame.extend_from_slice(&b),
                 Err(_) => {
-                    need_keyframe.store(true, Ordering::Relaxed);
+                    collecting = false;
                     continue;
                 }
             }
             if !p.header.marker {
                 continue;
             }
-            let want_snapshot = snap.load(Ordering::Relaxed);
-            let due = last.is_none_or(|t| t.elapsed() >= every);
-            match dec.decode(&frame, due || want_snapshot) {
-                Ok(Some((width, height, pixels))) => {
-                    let snapshot = want_snapshot && snap.swap(false, Ordering::Relaxed);
-                    last = Some(Instant::now());
-                    match frames_tx.try_send(LumaFrame { width, height, pixels, snapshot }) {
-                        Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
-                        Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    }
+            collecting = false;
+            if let Ok(Some((width, height, pixels))) = dec.decode(&frame, true) {
+                want.store(false, Ordering::Relaxed);
+                let snapshot = snap.swap(false, Ordering::Relaxed);
+                match frames_tx.try_send(LumaFrame { width, height, pixels, snapshot }) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
-                Ok(None) => {}
-                Err(_) => need_keyframe.store(true, Ordering::Relaxed),
             }
             frame.clear();
         }
