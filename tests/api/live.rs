@@ -323,6 +323,28 @@ async fn subscribe_n(client: &mut Client, want: Option<u64>) -> Viewer {
     Viewer { pc, frames, first_frame, size }
 }
 
+/// A work order with a redeemed customer invite: (work order id, customer access token).
+async fn invited_work_order(app: &TestApp) -> (String, String) {
+    let customer = app.customer("key").await;
+    let wo = app.work_order(&customer, "P2").await;
+    let wid = wo["id"].as_str().unwrap().to_owned();
+    let inv = app.post(&format!("/api/v1/work-orders/{wid}/invites"), &app.admin_token, json!({})).await.ok();
+    let login = app.req(reqwest::Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": inv["token"] }))).await.ok();
+    (wid, login["access_token"].as_str().unwrap().to_owned())
+}
+
+/// The customer queues and the expert accepts: both sockets of the running session.
+async fn running_session(app: &TestApp, wid: &str, customer_token: &str, expert_token: &str) -> (Client, Client) {
+    let mut cust = Client::auth(app, customer_token).await;
+    cust.send(json!({ "type": "queue", "work_order_id": wid }));
+    cust.expect("queue_position").await;
+    let mut exp = Client::auth(app, expert_token).await;
+    exp.send(json!({ "type": "accept", "work_order_id": wid }));
+    exp.expect("session_started").await;
+    cust.expect("session_started").await;
+    (cust, exp)
+}
+
 async fn wait_until(what: &str, secs: u64, f: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -521,19 +543,9 @@ async fn each_participant_gets_its_own_short_lived_turn_credentials() {
 async fn malformed_sdp_a_stalled_ice_client_and_a_join_flood_do_not_disturb_a_running_session() {
     let app = spawn_app(Backend::Sqlite).await;
     let t = app.admin_token.clone();
-    let customer = app.customer("key").await;
-    let wo = app.work_order(&customer, "P2").await;
-    let wid = wo["id"].as_str().unwrap().to_owned();
-    let inv = app.post(&format!("/api/v1/work-orders/{wid}/invites"), &t, json!({})).await.ok();
-    let ctoken = app.req(reqwest::Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": inv["token"] }))).await.ok();
+    let (wid, ctoken) = invited_work_order(&app).await;
     let expert = app.user(fixline::auth::Role::Expert, None).await;
-    let mut cust = Client::auth(&app, ctoken["access_token"].as_str().unwrap()).await;
-    cust.send(json!({ "type": "queue", "work_order_id": wid }));
-    cust.expect("queue_position").await;
-    let mut exp = Client::auth(&app, &expert.token).await;
-    exp.send(json!({ "type": "accept", "work_order_id": wid }));
-    exp.expect("session_started").await;
-    cust.expect("session_started").await;
+    let (mut cust, mut exp) = running_session(&app, &wid, &ctoken, &expert.token).await;
 
     // Malformed SDP: an error on the socket, the session goes on.
     cust.send(json!({ "type": "publish", "sdp": "v=0\r\nthis is not sdp" }));
@@ -711,23 +723,13 @@ async fn an_independent_peer_aiortc_publishes_over_whip_and_the_expert_sees_it()
     }
     let python = python.unwrap();
     let app = spawn_app(Backend::Sqlite).await;
-    let t = app.admin_token.clone();
-    let customer = app.customer("key").await;
-    let wo = app.work_order(&customer, "P2").await;
-    let wid = wo["id"].as_str().unwrap().to_owned();
-    let inv = app.post(&format!("/api/v1/work-orders/{wid}/invites"), &t, json!({})).await.ok();
-    let ctoken = app.req(reqwest::Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": inv["token"] }))).await.ok();
+    let (wid, ctoken) = invited_work_order(&app).await;
     let expert = app.user(fixline::auth::Role::Expert, None).await;
-    let mut cust = Client::auth(&app, ctoken["access_token"].as_str().unwrap()).await;
-    cust.send(json!({ "type": "queue", "work_order_id": wid }));
-    cust.expect("queue_position").await;
-    let mut exp = Client::auth(&app, &expert.token).await;
-    exp.send(json!({ "type": "accept", "work_order_id": wid }));
-    exp.expect("session_started").await;
+    let (_cust, mut exp) = running_session(&app, &wid, &ctoken, &expert.token).await;
 
     // The customer's own camera is an aiortc client posting to /whip.
     let url = format!("{}/api/v1/work-orders/{wid}/whip", app.base);
-    let token = ctoken["access_token"].as_str().unwrap().to_owned();
+    let token = ctoken.clone();
     let script = repo_path("tests/peers/aiortc_whip.py");
     let peer = tokio::task::spawn_blocking(move || std::process::Command::new(python).arg(script).args([url, token, "6".into()]).output());
     while exp.expect("tracks_changed").await["tracks"] == 0 {}

@@ -2,16 +2,9 @@
 // the customer's camera with the live diagnosis, chat, snapshot, end with an outcome.
 import { t, translatePage } from "./i18n.js";
 import { Signal, api } from "./signal.js";
+import { $, log, status } from "./ui.js";
 
 translatePage();
-const $ = (id) => document.getElementById(id);
-const status = (text) => ($("status").textContent = text);
-const log = (who, text) => {
-  const p = document.createElement("p");
-  p.textContent = `${who}: ${text}`;
-  $("chat-log").append(p);
-  $("chat-log").scrollTop = 1e9;
-};
 let signal;
 
 $("login-form").onsubmit = async (ev) => {

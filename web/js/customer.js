@@ -2,16 +2,9 @@
 // talk to the expert, follow camera controls the expert asks for.
 import { t, translatePage } from "./i18n.js";
 import { Signal, api } from "./signal.js";
+import { $, log, status } from "./ui.js";
 
 translatePage();
-const $ = (id) => document.getElementById(id);
-const status = (text) => ($("status").textContent = text);
-const log = (who, text) => {
-  const p = document.createElement("p");
-  p.textContent = `${who}: ${text}`;
-  $("chat-log").append(p);
-  $("chat-log").scrollTop = 1e9;
-};
 
 const inviteToken = new URLSearchParams(location.hash.slice(1)).get("token");
 let session;

@@ -18,6 +18,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("js/signal.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/signal.js")),
     ("js/customer.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/customer.js")),
     ("js/console.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/console.js")),
+    ("js/ui.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/ui.js")),
 ];
 
 /// Pages may talk to this server only (API, signaling) and show media and images.
