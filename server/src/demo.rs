@@ -11,7 +11,7 @@ use crate::http::AppState;
 /// Seeds the demo data into an empty database; returns the accounts it created.
 pub async fn seed(state: &AppState) -> anyhow::Result<Vec<(String, Role, String)>> {
     let db = &state.db;
-    if !repo::list_customers(db, None, None, None, 1).await?.is_empty() {
+    if !repo::list_customers(db, None, None, repo::CustomerSort::CreatedAt { desc: false }, None, 1).await?.is_empty() {
         return Ok(Vec::new());
     }
     // Product lines and fault codes come from the knowledge base (synced at start-up).

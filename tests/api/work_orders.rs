@@ -241,3 +241,41 @@ async fn customers_see_and_change_only_their_own_work_orders() {
     assert_eq!(app.transition(id, "cancelled", &me.token).await.ok()["status"], "cancelled");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn customer_lists_sort_by_name_or_creation_and_page_with_a_cursor() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let t = app.admin_token.clone();
+        for name in ["Delta GmbH", "Alpha Tools", "Charlie Ltd", "Bravo Co", "Echo AG"] {
+            app.post("/api/v1/customers", &t, json!({ "name": name, "tier": "key" })).await.ok();
+        }
+        for (sort, expect) in [
+            ("name", vec!["Alpha Tools", "Bravo Co", "Charlie Ltd", "Delta GmbH", "Echo AG"]),
+            ("-name", vec!["Echo AG", "Delta GmbH", "Charlie Ltd", "Bravo Co", "Alpha Tools"]),
+            ("created_at", vec!["Delta GmbH", "Alpha Tools", "Charlie Ltd", "Bravo Co", "Echo AG"]),
+            ("-created_at", vec!["Echo AG", "Bravo Co", "Charlie Ltd", "Alpha Tools", "Delta GmbH"]),
+        ] {
+            let mut names = vec![];
+            let mut cursor: Option<String> = None;
+            for _ in 0..5 {
+                let mut q = format!("/api/v1/customers?sort={sort}&limit=2");
+                if let Some(c) = &cursor {
+                    q.push_str(&format!("&cursor={c}"));
+                }
+                let page = app.get(&q, &t).await.ok();
+                names.extend(page["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()));
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+            assert_eq!(names, expect, "{backend:?} sort={sort}");
+        }
+        let page = app.get("/api/v1/customers?sort=name&limit=2", &t).await.ok();
+        let c = page["next_cursor"].as_str().unwrap();
+        app.get(&format!("/api/v1/customers?sort=-name&cursor={c}"), &t).await.problem(400);
+        app.get("/api/v1/customers?sort=tier", &t).await.problem(400);
+        app.stop().await;
+    }
+}

@@ -100,23 +100,48 @@ pub async fn customer(db: &Db, id: CustomerId) -> Result<Option<Customer>, Store
 }
 
 /// Customers by id, optionally filtered by tier and a name substring.
+/// How a customer list is ordered; ties and pages break on the id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CustomerSort {
+    /// Creation order (ids are time-ordered).
+    CreatedAt { desc: bool },
+    Name { desc: bool },
+}
+
+/// Where the next page starts: the last row's id (and name, for name order).
+pub struct CustomerAfter {
+    pub id: CustomerId,
+    pub name: String,
+}
+
 pub async fn list_customers(
     db: &Db,
     tier: Option<Tier>,
     name_contains: Option<&str>,
-    after: Option<CustomerId>,
+    sort: CustomerSort,
+    after: Option<CustomerAfter>,
     limit: u32,
 ) -> Result<Vec<Customer>, StoreError> {
     let pattern = name_contains.map(|q| format!("%{}%", q.to_lowercase().replace('%', "").replace('_', ""))).unwrap_or_default();
-    let rows = sqlx::query(
-        "SELECT * FROM customers WHERE ($1 = '' OR tier = $1) AND ($2 = '' OR LOWER(name) LIKE $2) AND id > $3 ORDER BY id LIMIT $4",
-    )
-    .bind(tier.map(|t| t.as_str()).unwrap_or(""))
-    .bind(pattern)
-    .bind(after.map(|a| a.to_string()).unwrap_or_default())
-    .bind(i64::from(limit))
-    .fetch_all(&db.pool)
-    .await?;
+    let (page, order) = match sort {
+        CustomerSort::CreatedAt { desc: false } => ("($3 = '' OR id > $3)", "id ASC"),
+        CustomerSort::CreatedAt { desc: true } => ("($3 = '' OR id < $3)", "id DESC"),
+        CustomerSort::Name { desc: false } => ("($3 = '' OR name > $4 OR (name = $4 AND id > $3))", "name ASC, id ASC"),
+        CustomerSort::Name { desc: true } => ("($3 = '' OR name < $4 OR (name = $4 AND id < $3))", "name DESC, id DESC"),
+    };
+    let sql = format!(
+        "SELECT * FROM customers WHERE ($1 = '' OR tier = $1) AND ($2 = '' OR LOWER(name) LIKE $2) AND {page} \
+         AND ($4 = $4) ORDER BY {order} LIMIT $5"
+    );
+    let (after_id, after_name) = after.map(|a| (a.id.to_string(), a.name)).unwrap_or_default();
+    let rows = sqlx::query(&sql)
+        .bind(tier.map(|t| t.as_str()).unwrap_or(""))
+        .bind(pattern)
+        .bind(after_id)
+        .bind(after_name)
+        .bind(i64::from(limit))
+        .fetch_all(&db.pool)
+        .await?;
     rows.iter().map(customer_from_row).collect()
 }
 

@@ -31,16 +31,45 @@ pub fn router() -> Router<AppState> {
 pub struct CustomerQuery {
     tier: Option<Tier>,
     q: Option<String>,
+    /// `name`, `-name`, `created_at` (default) or `-created_at`.
+    sort: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
+/// The customer list's cursor: the sort it belongs to and the last row.
+#[derive(Serialize, Deserialize)]
+struct CustomerCursor {
+    s: String,
+    id: CustomerId,
+    name: String,
+}
+
 async fn list_customers(State(state): State<AppState>, ApiQuery(q): ApiQuery<CustomerQuery>) -> Result<Json<Page<Customer>>, ApiError> {
     let limit = extract::page_size(q.limit, state.config.limits.max_page_size)?;
-    let after: Option<CustomerId> = q.cursor.as_deref().map(extract::decode_cursor).transpose()?;
+    let sort_name = q.sort.clone().unwrap_or_else(|| "created_at".into());
+    let sort = match sort_name.as_str() {
+        "created_at" => repo::CustomerSort::CreatedAt { desc: false },
+        "-created_at" => repo::CustomerSort::CreatedAt { desc: true },
+        "name" => repo::CustomerSort::Name { desc: false },
+        "-name" => repo::CustomerSort::Name { desc: true },
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "cannot sort customers by `{}`; use name or created_at, with a leading - for descending",
+                extract::truncate(other, 32)
+            )))
+        }
+    };
+    let cursor: Option<CustomerCursor> = q.cursor.as_deref().map(extract::decode_cursor).transpose()?;
+    if cursor.as_ref().is_some_and(|c| c.s != sort_name) {
+        return Err(ApiError::BadRequest("the cursor belongs to another sort order; start again without it".into()));
+    }
     let name = extract::opt_text("q", q.q.as_deref(), 128)?;
-    let items = repo::list_customers(&state.db, q.tier, name.as_deref(), after, limit).await?;
-    let next_cursor = (items.len() == limit as usize).then(|| items.last().map(|c| extract::encode_cursor(&c.id))).flatten();
+    let after = cursor.map(|c| repo::CustomerAfter { id: c.id, name: c.name });
+    let items = repo::list_customers(&state.db, q.tier, name.as_deref(), sort, after, limit).await?;
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| items.last().map(|c| extract::encode_cursor(&CustomerCursor { s: sort_name.clone(), id: c.id, name: c.name.clone() })))
+        .flatten();
     Ok(Json(Page { items, next_cursor }))
 }
 

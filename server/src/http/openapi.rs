@@ -80,6 +80,11 @@ pub fn document() -> Value {
                 json!({ "name": "cursor", "in": "query", "schema": { "type": "string" } }),
             ]);
         }
+        if r.operation_id == "list_customers" {
+            op["parameters"].as_array_mut().expect("array").extend(
+                ["tier", "q", "sort"].map(|n| json!({ "name": n, "in": "query", "schema": { "type": "string" } })),
+            );
+        }
         if r.operation_id == "list_work_orders" {
             op["parameters"].as_array_mut().expect("array").extend(
                 ["status", "priority", "channel", "customer_id", "asset_id", "breached", "sort"]
