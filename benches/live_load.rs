@@ -49,6 +49,7 @@ fn settings() -> MediaSettings {
         turn_urls: vec![],
         turn_secret: String::new(),
         turn_ttl_secs: 3600,
+        port_range: None,
     }
 }
 

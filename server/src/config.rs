@@ -223,6 +223,10 @@ pub struct MediaConfig {
     pub turn_secret: String,
     /// Lifetime of issued TURN credentials.
     pub turn_ttl_secs: u64,
+    /// UDP ports peer connections bind, inclusive (open them in the firewall); both 0:
+    /// any free port.
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
 }
 
 impl Default for MediaConfig {
@@ -234,6 +238,8 @@ impl Default for MediaConfig {
             turn_urls: Vec::new(),
             turn_secret: String::new(),
             turn_ttl_secs: 6 * 3600,
+            udp_port_min: 0,
+            udp_port_max: 0,
         }
     }
 }
@@ -439,6 +445,9 @@ impl Config {
         }
         if !self.media.turn_urls.is_empty() && self.media.turn_secret.len() < 16 {
             return key("media.turn_secret", "must be set (at least 16 characters) when media.turn_urls is");
+        }
+        if (self.media.udp_port_min == 0) != (self.media.udp_port_max == 0) || self.media.udp_port_min > self.media.udp_port_max {
+            return key("media.udp_port_min", "udp_port_min and udp_port_max are both 0 or a range min <= max");
         }
         if self.media.turn_ttl_secs < 60 {
             return key("media.turn_ttl_secs", "must be at least 60");

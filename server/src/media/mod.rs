@@ -65,6 +65,28 @@ pub struct MediaSettings {
     pub turn_urls: Vec<String>,
     pub turn_secret: String,
     pub turn_ttl_secs: u64,
+    /// Inclusive UDP port range for peer connections; None: any free port.
+    pub port_range: Option<(u16, u16)>,
+}
+
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The bind addresses for a new peer connection: the configured ones, with a free port
+/// of the range when one is set (tried round-robin; a port in use is skipped).
+pub fn bind_addrs(s: &MediaSettings) -> Result<Vec<String>, MediaError> {
+    let Some((min, max)) = s.port_range else { return Ok(s.udp_addrs.clone()) };
+    let span = u32::from(max - min) + 1;
+    let mut out = Vec::with_capacity(s.udp_addrs.len());
+    for addr in &s.udp_addrs {
+        let ip: std::net::SocketAddr = addr.parse().map_err(|_| MediaError::Rtc(format!("`{addr}` is not host:port")))?;
+        let found = (0..span).find_map(|_| {
+            let port = min + (NEXT_PORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span) as u16;
+            let candidate = std::net::SocketAddr::new(ip.ip(), port);
+            std::net::UdpSocket::bind(candidate).ok().map(|_| candidate.to_string())
+        });
+        out.push(found.ok_or_else(|| MediaError::Rtc(format!("no free UDP port in {min}-{max}")))?);
+    }
+    Ok(out)
 }
 
 pub fn vp8() -> RTCRtpCodec {
@@ -150,7 +172,7 @@ pub async fn new_peer(s: &MediaSettings, keyframe_requests_to_app: bool) -> Resu
         .with_interceptor_registry(reg)
         .with_setting_engine(se)
         .with_handler(Arc::new(Handler { candidates: candidates_tx, state: state_tx, gathered: gathered_tx, tracks: tracks_tx, data_channels: dc_tx }))
-        .with_udp_addrs(s.udp_addrs.clone())
+        .with_udp_addrs(bind_addrs(s)?)
         .build()
         .await
         .map_err(MediaError::rtc)?;
@@ -247,6 +269,32 @@ pub fn is_vp8_keyframe_start(p: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    fn settings(range: Option<(u16, u16)>) -> super::MediaSettings {
+        super::MediaSettings {
+            udp_addrs: vec!["127.0.0.1:0".into()],
+            ice_check_interval: std::time::Duration::from_millis(50),
+            stun_urls: vec![],
+            turn_urls: vec![],
+            turn_secret: String::new(),
+            turn_ttl_secs: 3600,
+            port_range: range,
+        }
+    }
+
+    #[test]
+    fn peer_connections_bind_inside_the_configured_port_range() {
+        let s = settings(Some((41_000, 41_009)));
+        for _ in 0..20 {
+            let a: std::net::SocketAddr = super::bind_addrs(&s).unwrap()[0].parse().unwrap();
+            assert!((41_000..=41_009).contains(&a.port()));
+        }
+        // A taken port is skipped.
+        let held: Vec<_> = (41_100..41_103).map(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).unwrap()).collect();
+        let s = settings(Some((41_100, 41_103)));
+        assert_eq!(super::bind_addrs(&s).unwrap()[0], "127.0.0.1:41103");
+        drop(held);
+    }
+
     #[test]
     fn vp8_keyframe_starts_are_recognised_from_the_descriptor() {
         // S=1, PID=0, no extensions; frame tag with P=0 (keyframe) and P=1 (inter).
