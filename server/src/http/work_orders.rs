@@ -268,9 +268,10 @@ async fn transition(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<TransitionRequest>,
 ) -> Result<Json<WorkOrderView>, ApiError> {
-    let w = visible(&state, &p, &id).await?;
+    let id: WorkOrderId = extract::id(&id, "work order")?;
     let reason = extract::opt_text("reason", req.reason.as_deref(), 2_000)?;
-    let (w, _) = repo::append(&state.db, w.id, Command::Transition { to: req.to, reason }, &p.actor(), &state.config.sla)
+    let cmd = Command::Transition { to: req.to, reason };
+    let (w, _) = repo::append_if(&state.db, id, cmd, &p.actor(), &state.config.sla, |w| p.may_see_work_order(w.id, w.customer_id))
         .await
         .map_err(append_error)?;
     Ok(Json(w.into()))
@@ -289,8 +290,8 @@ async fn add_note(
     ApiJson(req): ApiJson<NoteRequest>,
 ) -> Result<(StatusCode, Json<EventView>), ApiError> {
     let text = extract::text("text", &req.text, 10_000)?;
-    let w = visible(&state, &p, &id).await?;
-    let (_, rec) = repo::append(&state.db, w.id, Command::AddNote { text }, &p.actor(), &state.config.sla)
+    let id: WorkOrderId = extract::id(&id, "work order")?;
+    let (_, rec) = repo::append_if(&state.db, id, Command::AddNote { text }, &p.actor(), &state.config.sla, |w| p.may_see_work_order(w.id, w.customer_id))
         .await
         .map_err(append_error)?;
     Ok((StatusCode::CREATED, Json(rec.into())))

@@ -205,10 +205,33 @@ async fn write_projection(conn: &mut AnyConnection, next: &WorkOrder) -> Result<
 
 /// Appends one command's event in its own transaction.
 pub async fn append(db: &Db, id: WorkOrderId, cmd: Command, actor: &Actor, sla: &SlaPolicy) -> Result<(WorkOrder, EventRecord), AppendError> {
+    append_if(db, id, cmd, actor, sla, |_| true).await
+}
+
+/// Appends one command's event if `may_see` allows the caller to see the work order
+/// (checked on the row the append locks, so no separate read is needed); otherwise
+/// `NotFound`, and nothing is written.
+pub async fn append_if(
+    db: &Db,
+    id: WorkOrderId,
+    cmd: Command,
+    actor: &Actor,
+    sla: &SlaPolicy,
+    may_see: impl FnOnce(&WorkOrder) -> bool,
+) -> Result<(WorkOrder, EventRecord), AppendError> {
+    let now = crate::now_millis();
     let mut tx = db.pool.begin().await?;
-    let out = append_in(&mut tx, id, cmd, actor, sla, crate::now_millis()).await?;
+    let state = lock_and_read(&mut tx, id).await?;
+    if !may_see(&state) {
+        return Err(AppendError::NotFound);
+    }
+    let event = events::decide(&state, cmd, actor, sla)?;
+    let next = events::apply(state, &event, now);
+    write_projection(&mut tx, &next).await?;
+    let rec = EventRecord { work_order_id: id, seq: next.version, actor: *actor, occurred_at: now, event };
+    insert_event(&mut tx, &rec).await?;
     tx.commit().await?;
-    Ok(out)
+    Ok((next, rec))
 }
 
 /// Appends many commands in one transaction (group commit). Each work order is locked
