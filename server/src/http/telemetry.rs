@@ -70,9 +70,7 @@ async fn ingest(
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ct = evidence::check_declared_type(EvidenceKind::Telemetry, ct).map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
     let max = state.config.limits.max_evidence_bytes;
-    let bytes = axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(format!("the upload is larger than {max} bytes")))?;
+    let bytes = super::work_orders::read_upload(body, max).await?;
     let signal = Signal::parse(&ct, &bytes, q.sample_rate_hz, q.rpm).map_err(|e| ApiError::Validation(e.to_string()))?;
     let (verdict, analysis) = crate::diagnosis::diagnose_signal(model, signal).await.map_err(diagnose_error)?;
 

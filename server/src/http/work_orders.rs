@@ -359,6 +359,18 @@ pub fn diagnose_error(e: crate::diagnosis::DiagnoseError) -> ApiError {
     }
 }
 
+/// Reads a whole upload of at most `max` bytes: 413 past the limit, 400 when the
+/// client breaks off.
+pub async fn read_upload(body: Body, max: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) || e.to_string().contains("length limit") {
+            EvidenceError::TooLarge(max).into_api()
+        } else {
+            ApiError::BadRequest(format!("could not read the upload: {e}"))
+        }
+    })
+}
+
 /// The body is the file itself; `Content-Type` says what it is (see evidence::allowed_types).
 /// Photos and snapshots go through the image model, telemetry through the vibration
 /// model, before anything is stored: an unreadable image or signal is a 422 and leaves
@@ -383,13 +395,7 @@ async fn upload_evidence(
         return Err(ApiError::IllegalTransition(format!("the work order is {} and takes no further evidence", w.status)));
     }
     let max = state.config.limits.max_evidence_bytes;
-    let bytes = axum::body::to_bytes(body, max).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) || e.to_string().contains("length limit") {
-            EvidenceError::TooLarge(max).into_api()
-        } else {
-            ApiError::BadRequest(format!("could not read the upload: {e}"))
-        }
-    })?;
+    let bytes = read_upload(body, max).await?;
     if bytes.is_empty() {
         return Err(EvidenceError::Empty.into_api());
     }

@@ -90,12 +90,17 @@ impl MediaRoom {
 
     /// Registers a frame tap's snapshot flag.
     pub fn add_snapshot_flag(&self, flag: Arc<std::sync::atomic::AtomicBool>) {
-        self.snapshot_flags.lock().unwrap_or_else(|p| p.into_inner()).push(flag);
+        let mut flags = self.snapshot_flags.lock().unwrap_or_else(|p| p.into_inner());
+        // A flag only the room still holds belongs to a tap that has stopped (the
+        // customer reconnected): forget it so reconnects do not pile them up.
+        flags.retain(|f| Arc::strong_count(f) > 1);
+        flags.push(flag);
     }
 
     /// Asks every frame tap of the room for a snapshot; false when none runs.
     pub fn request_snapshot(&self) -> bool {
-        let flags = self.snapshot_flags.lock().unwrap_or_else(|p| p.into_inner());
+        let mut flags = self.snapshot_flags.lock().unwrap_or_else(|p| p.into_inner());
+        flags.retain(|f| Arc::strong_count(f) > 1);
         for f in flags.iter() {
             f.store(true, Ordering::Relaxed);
         }
