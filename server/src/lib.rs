@@ -42,6 +42,7 @@ pub mod config;
 pub mod customers;
 pub mod demo;
 pub mod diagnosis;
+pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod ids;
