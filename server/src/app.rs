@@ -59,6 +59,24 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             anyhow::bail!("{}: label `{}` maps to fault `{}`, which is not in {}", m.manifest.model_path.display(), l.name, l.fault_id, config.knowledge_dir.join("faults.json").display());
         }
     }
+    // Repair procedures and the parts catalogue, checked against the taxonomy.
+    let fault_ids = knowledge.faults.iter().map(|f| f.id.clone()).collect();
+    let line_codes = knowledge.product_lines.iter().map(|l| l.code.clone()).collect();
+    let library = crate::guidance::procedures::Library::load(&config.knowledge_dir, &fault_ids, &line_codes)?;
+    let catalogue: Vec<crate::dispatch::parts::Part> = library
+        .parts
+        .iter()
+        .map(|p| crate::dispatch::parts::Part {
+            sku: p.sku.clone(),
+            name_en: p.name_en.clone(),
+            name_zh: p.name_zh.clone(),
+            product_lines: p.product_lines.clone(),
+            models: p.models.clone(),
+            unit_price: p.unit_price,
+            currency: p.currency.clone(),
+        })
+        .collect();
+    crate::dispatch::parts::sync_catalogue(&db, &catalogue).await.context("cannot store the parts catalogue")?;
     // Labels named `normal` are the healthy class of a model: they never raise alerts.
     let normal_ids = diagnosis
         .models
@@ -140,6 +158,9 @@ pub struct Running {
     pub bootstrap: Bootstrap,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Background jobs (SLA timers): told to stop, awaited before the database closes.
+    background_stop: tokio::sync::watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -149,6 +170,10 @@ impl Running {
             let _ = tx.send(());
         }
         (&mut self.task).await.context("server task panicked")??;
+        let _ = self.background_stop.send(true);
+        for t in self.background.drain(..) {
+            let _ = t.await;
+        }
         self.state.db.close().await;
         Ok(())
     }
@@ -184,7 +209,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
         }),
     };
-    Ok(Running { addr, state, bootstrap, shutdown: Some(tx), task })
+    let (background_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let timers = crate::work_orders::sla_timers::run(state.db.clone(), state.config.sla, state.config.sla_timers.clone(), stop_rx);
+    let background = vec![tokio::spawn(timers)];
+    Ok(Running { addr, state, bootstrap, shutdown: Some(tx), task, background_stop, background })
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -51,6 +51,8 @@ pub struct Config {
     pub media: MediaConfig,
     pub sessions: SessionsConfig,
     pub tls: TlsConfig,
+    pub dispatch: crate::dispatch::flow::DispatchConfig,
+    pub sla_timers: crate::work_orders::sla_timers::SlaTimerConfig,
 }
 
 impl Default for Config {
@@ -70,6 +72,8 @@ impl Default for Config {
             media: MediaConfig::default(),
             sessions: SessionsConfig::default(),
             tls: TlsConfig::default(),
+            dispatch: Default::default(),
+            sla_timers: Default::default(),
         }
     }
 }
@@ -469,6 +473,10 @@ impl Config {
         {
             return key("public_url", "must start with http:// or https://");
         }
+        if !(1..=99).contains(&self.sla_timers.warn_at_percent) {
+            return key("sla_timers.warn_at_percent", "must be 1-99");
+        }
+        self.dispatch.validate().map_err(|(k, m)| ConfigError::Key { key: format!("dispatch.{k}"), message: m })?;
         self.sla.validate().map_err(|(k, m)| ConfigError::Key { key: format!("sla.{k}"), message: m })
     }
 

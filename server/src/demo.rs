@@ -17,12 +17,12 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<(String, Role, String)
     // Product lines and fault codes come from the knowledge base (synced at start-up).
     let lines = repo::list_product_lines(db).await?;
     let customers = [
-        ("Huadong Precision Machining Co.", Tier::Strategic, "zh-CN", "Suzhou plant", "88 Xinghu St, Suzhou Industrial Park, Jiangsu", 31.2990, 120.7280, "Asia/Shanghai"),
-        ("Rheinwerk Fertigung GmbH", Tier::Key, "en", "Werk Köln", "Industriestr. 12, 50735 Köln", 50.9787, 6.9614, "Europe/Berlin"),
-        ("Riverside Builders Ltd", Tier::Standard, "en", "Yard", "4 Wharf Rd, Leeds LS1 4BT", 53.7940, -1.5470, "Europe/London"),
+        ("Huadong Precision Machining Co.", Tier::Strategic, "zh-CN", "Suzhou plant", "88 Xinghu St, Suzhou Industrial Park, Jiangsu", 31.2990, 120.7280, "Asia/Shanghai", "east-china"),
+        ("Rheinwerk Fertigung GmbH", Tier::Key, "en", "Werk Köln", "Industriestr. 12, 50735 Köln", 50.9787, 6.9614, "Europe/Berlin", "de-west"),
+        ("Riverside Builders Ltd", Tier::Standard, "en", "Yard", "4 Wharf Rd, Leeds LS1 4BT", 53.7940, -1.5470, "Europe/London", "uk-north"),
     ];
     let mut first_customer = None;
-    for (i, (name, tier, locale, site_name, address, lat, lon, tz)) in customers.into_iter().enumerate() {
+    for (i, (name, tier, locale, site_name, address, lat, lon, tz, region)) in customers.into_iter().enumerate() {
         let c = repo::insert_customer(
             db,
             NewCustomer { name: name.into(), tier, contact_email: Some(format!("service@customer{}.example", i + 1)), contact_phone: None, locale: locale.into() },
@@ -30,7 +30,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<(String, Role, String)
         .await?;
         let site = repo::insert_site(
             db,
-            NewSite { customer_id: c.id, name: site_name.into(), address: address.into(), latitude: lat, longitude: lon, timezone: tz.into() },
+            NewSite { customer_id: c.id, name: site_name.into(), address: address.into(), latitude: lat, longitude: lon, timezone: tz.into(), region: Some(region.into()) },
         )
         .await?;
         for (j, pl) in lines.iter().enumerate() {
@@ -61,12 +61,58 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<(String, Role, String)
         ("customer.huadong", "Zhao Min (Huadong)", Role::Customer, "zh-CN"),
     ];
     let mut out = Vec::new();
+    let mut ids = std::collections::HashMap::new();
     for (username, display, role, locale) in accounts {
         let pw = password::generate(16);
         let hash = password::hash(&pw).map_err(anyhow::Error::msg)?;
         let customer_id = (role == Role::Customer).then_some(first_customer).flatten();
-        users::insert_user(db, NewUser { username, display_name: display, role, customer_id, locale, password_hash: hash }).await?;
+        let u = users::insert_user(db, NewUser { username, display_name: display, role, customer_id, locale, password_hash: hash }).await?;
+        ids.insert(username, u.id);
         out.push((username.to_owned(), role, pw));
     }
+    seed_dispatch(state, &ids).await?;
     Ok(out)
+}
+
+/// Warehouses per demo region with stock of every catalogue part, and technician
+/// profiles for the demo technicians (Wang Lei in Shanghai, Sam Smith in Leeds).
+async fn seed_dispatch(state: &AppState, users: &std::collections::HashMap<&str, crate::ids::UserId>) -> anyhow::Result<()> {
+    use crate::dispatch::matching::{GeoPoint, Level, Skill};
+    use crate::dispatch::schedule::WorkingHours;
+    use crate::dispatch::{parts, technicians};
+    let db = &state.db;
+    let depots = [
+        ("WH-SHA", "Shanghai Waigaoqiao depot", "east-china", 31.3520, 121.5890),
+        ("WH-CGN", "Lager Köln-Niehl", "de-west", 50.9870, 6.9660),
+        ("WH-LDS", "Leeds service stores", "uk-north", 53.7760, -1.5350),
+    ];
+    let catalogue = parts::list_parts(db, None).await?;
+    for (i, (code, name, region, lat, lon)) in depots.into_iter().enumerate() {
+        let w = parts::NewWarehouse { code: code.into(), name: name.into(), region: region.into(), location: GeoPoint { latitude: lat, longitude: lon } };
+        parts::create_warehouse(db, w).await?;
+        for (j, p) in catalogue.iter().enumerate() {
+            // Varied, deterministic quantities; a few items start below their reorder
+            // level so the safety-stock view has something to show.
+            let on_hand = ((i * 7 + j * 3) % 9) as i64;
+            parts::set_stock(db, code, &p.sku, on_hand, 2).await?;
+        }
+    }
+    let all_lines = ["DRL-18V", "AGR-125", "SPN-CNC", "MTR-IND", "ROLL-MILL"];
+    let profiles = [
+        ("tech.wang", "east-china", 31.2304, 121.4737, "Asia/Shanghai", Level::Specialist),
+        ("tech.smith", "uk-north", 53.8008, -1.5491, "Europe/London", Level::Technician),
+    ];
+    for (username, region, lat, lon, tz, level) in profiles {
+        let Some(&id) = users.get(username) else { continue };
+        let p = technicians::ProfileUpdate {
+            region: region.into(),
+            home: GeoPoint { latitude: lat, longitude: lon },
+            skills: all_lines.iter().map(|l| Skill { product_line: (*l).into(), level }).collect(),
+            hours: WorkingHours { timezone: tz.into(), days: vec![1, 2, 3, 4, 5], start_minute: 8 * 60, end_minute: 18 * 60 },
+            max_jobs: 4,
+            active: true,
+        };
+        technicians::upsert(db, id, &p).await?;
+    }
+    Ok(())
 }

@@ -140,7 +140,7 @@ impl From<DecideError> for ApiError {
             }
             DecideError::CustomerTransition(_) => ApiError::Forbidden(e.to_string()),
             DecideError::SamePriority(_) => ApiError::Conflict(e.to_string()),
-            DecideError::NotASessionEvent(_) => ApiError::Internal(e.to_string()),
+            DecideError::NotASessionEvent(_) | DecideError::NotADispatchEvent(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

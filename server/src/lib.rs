@@ -44,6 +44,7 @@ pub mod demo;
 pub mod diagnosis;
 pub mod dispatch;
 pub mod error;
+pub mod guidance;
 pub mod http;
 pub mod ids;
 pub mod media;

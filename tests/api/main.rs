@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod diagnosis;
+mod dispatch;
 mod evidence;
 mod live;
 mod ops;

@@ -14,6 +14,9 @@ const LIVE_ONLY: &[&str] = &["whip_ingest", "whep_play", "media_delete", "media_
 
 struct Fixture {
     customer: String,
+    product_line_code: String,
+    warehouse: String,
+    sku: String,
     site: String,
     product_line: String,
     asset: String,
@@ -147,9 +150,89 @@ async fn request_for(app: &TestApp, fx: &Fixture, spec: &RouteSpec, role: Option
             format!("/api/v1/assets/{}/telemetry", fx.asset),
             Body::Raw("application/octet-stream", raw_telemetry(&cwru("de12k/097_N_0hp_from48k_head70.f32")[..9000], 12_000, 1796.0)),
         ),
+        "escalate_work_order" => {
+            let wo = fresh_wo().await;
+            app.transition(&wo, "triaged", &admin).await.ok();
+            (format!("/api/v1/work-orders/{wo}/escalate"), Body::Json(json!({ "reason": "bearing noise, needs a workshop press" })))
+        }
+        "get_dossier" => (format!("/api/v1/work-orders/{}/dossier", fx.evidence_wo), Body::None),
+        "list_candidates" => (format!("/api/v1/work-orders/{}/candidates", escalated(app).await), Body::None),
+        "assign_technician" => {
+            let t = technician(app, fx).await;
+            (format!("/api/v1/work-orders/{}/assignments", escalated(app).await), Body::Json(json!({ "technician_id": t.user_id })))
+        }
+        "list_assignments" => ("/api/v1/assignments".into(), Body::None),
+        "answer_assignment" | "visit_progress" | "visit_report" | "withdraw_assignment" => {
+            let (a, t) = offered(app, fx).await;
+            if role == Some(Role::Technician) {
+                token_override = Some(t.token.clone());
+            }
+            let tok = t.token.clone();
+            let act = |path: String, body: Value| {
+                let tok = tok.clone();
+                async move { app.post(&path, &tok, body).await.ok() }
+            };
+            match spec.operation_id {
+                "answer_assignment" => (format!("/api/v1/assignments/{a}/answer"), Body::Json(json!({ "accept": true }))),
+                "withdraw_assignment" => (format!("/api/v1/assignments/{a}/withdraw"), Body::None),
+                "visit_progress" => {
+                    act(format!("/api/v1/assignments/{a}/answer"), json!({ "accept": true })).await;
+                    (format!("/api/v1/assignments/{a}/progress"), Body::Json(json!({ "stage": "en_route" })))
+                }
+                _ => {
+                    act(format!("/api/v1/assignments/{a}/answer"), json!({ "accept": true })).await;
+                    act(format!("/api/v1/assignments/{a}/progress"), json!({ "stage": "on_site" })).await;
+                    (format!("/api/v1/assignments/{a}/report"), Body::Json(json!({ "outcome": "fixed", "signed_by": "Zhao Min" })))
+                }
+            }
+        }
+        "dispatch_board" => ("/api/v1/dispatch/board".into(), Body::None),
+        "list_technicians" => ("/api/v1/technicians".into(), Body::None),
+        "put_technician" => {
+            let t = app.user(Role::Technician, None).await;
+            (format!("/api/v1/technicians/{}", t.user_id), Body::Json(profile(fx)))
+        }
+        "list_parts" => ("/api/v1/parts".into(), Body::None),
+        "list_warehouses" => ("/api/v1/warehouses".into(), Body::None),
+        "create_warehouse" => (
+            "/api/v1/warehouses".into(),
+            Body::Json(json!({ "code": format!("WH-{}", uniq()), "name": "Depot", "region": "east", "latitude": 1.0, "longitude": 2.0 })),
+        ),
+        "list_stock" => ("/api/v1/stock".into(), Body::None),
+        "put_stock" => (format!("/api/v1/stock/{}/{}", fx.warehouse, fx.sku), Body::Json(json!({ "on_hand": 5, "reorder_level": 1 }))),
+        "list_stock_alerts" => ("/api/v1/stock-alerts".into(), Body::None),
         other => panic!("route {other} has no fixture in the role matrix test: add one"),
     };
     (path, body, token_override)
+}
+
+/// A technician profile that can take the fixture's product line anywhere, any time.
+fn profile(fx: &Fixture) -> Value {
+    json!({ "region": "east", "home": { "latitude": 1.0, "longitude": 2.0 },
+        "skills": [{ "product_line": fx.product_line_code, "level": "specialist" }],
+        "hours": { "timezone": "UTC", "days": [1, 2, 3, 4, 5, 6, 7], "start_minute": 0, "end_minute": 1440 }, "max_jobs": 5 })
+}
+
+async fn technician(app: &TestApp, fx: &Fixture) -> Session {
+    let t = app.user(Role::Technician, None).await;
+    app.req(Method::PUT, &format!("/api/v1/technicians/{}", t.user_id), Some(&app.admin_token), Some(profile(fx))).await.ok();
+    t
+}
+
+async fn escalated(app: &TestApp) -> String {
+    let customer = app.customer("key").await;
+    let wo = app.work_order(&customer, "P2").await["id"].as_str().unwrap().to_owned();
+    app.transition(&wo, "triaged", &app.admin_token).await.ok();
+    app.post(&format!("/api/v1/work-orders/{wo}/escalate"), &app.admin_token, json!({ "reason": "onsite" })).await.ok();
+    wo
+}
+
+/// An assignment offered to a fresh technician, and that technician's session.
+async fn offered(app: &TestApp, fx: &Fixture) -> (String, Session) {
+    let t = technician(app, fx).await;
+    let wo = escalated(app).await;
+    let a = app.post(&format!("/api/v1/work-orders/{wo}/assignments"), &app.admin_token, json!({ "technician_id": t.user_id })).await.ok();
+    (a["id"].as_str().unwrap().to_owned(), t)
 }
 
 async fn send(app: &TestApp, spec: &RouteSpec, path: &str, body: Body, token: Option<&str>) -> Resp {
@@ -192,7 +275,15 @@ async fn every_route_enforces_its_declared_roles() {
         .raw(Method::POST, &format!("/api/v1/work-orders/{evidence_wo}/evidence?kind=photo"), Some(&admin), "image/png", photo())
         .await
         .ok();
-    let fx = Fixture { customer: customer.clone(), site, product_line: pl, asset, evidence_wo, evidence: ev["id"].as_str().unwrap().to_owned() };
+    let warehouse = app
+        .post("/api/v1/warehouses", &admin, json!({ "code": "WH-FX", "name": "Depot", "region": "east", "latitude": 1.0, "longitude": 2.0 }))
+        .await
+        .ok()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sku = app.get("/api/v1/parts", &admin).await.ok()["items"][0]["sku"].as_str().expect("the bundled catalogue has parts").to_owned();
+    let fx = Fixture { customer: customer.clone(), product_line_code: "DRL".into(), warehouse, sku, site, product_line: pl, asset, evidence_wo, evidence: ev["id"].as_str().unwrap().to_owned() };
 
     let mut sessions = vec![];
     for &role in Role::ALL {

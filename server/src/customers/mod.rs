@@ -39,6 +39,9 @@ pub struct Site {
     pub latitude: f64,
     pub longitude: f64,
     pub timezone: String,
+    /// Service region (matches technicians' and warehouses' regions); dispatch uses the
+    /// nearest warehouse's region when it is not set.
+    pub region: Option<String>,
     #[serde(serialize_with = "crate::http::ser_time")]
     pub created_at: UnixMillis,
 }

@@ -28,6 +28,7 @@ fn site_from_row(r: &AnyRow) -> Result<Site, StoreError> {
         latitude: r.try_get("latitude")?,
         longitude: r.try_get("longitude")?,
         timezone: r.try_get("timezone")?,
+        region: r.try_get("region")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -152,6 +153,7 @@ pub struct NewSite {
     pub latitude: f64,
     pub longitude: f64,
     pub timezone: String,
+    pub region: Option<String>,
 }
 
 pub async fn insert_site(db: &Db, s: NewSite) -> Result<Site, StoreError> {
@@ -163,10 +165,11 @@ pub async fn insert_site(db: &Db, s: NewSite) -> Result<Site, StoreError> {
         latitude: s.latitude,
         longitude: s.longitude,
         timezone: s.timezone,
+        region: s.region,
         created_at: crate::now_millis(),
     };
     sqlx::query(
-        "INSERT INTO sites (id, customer_id, name, address, latitude, longitude, timezone, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO sites (id, customer_id, name, address, latitude, longitude, timezone, region, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(row.id.to_string())
     .bind(row.customer_id.to_string())
@@ -175,6 +178,7 @@ pub async fn insert_site(db: &Db, s: NewSite) -> Result<Site, StoreError> {
     .bind(row.latitude)
     .bind(row.longitude)
     .bind(&row.timezone)
+    .bind(&row.region)
     .bind(row.created_at)
     .execute(&db.pool)
     .await?;

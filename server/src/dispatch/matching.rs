@@ -85,6 +85,7 @@ pub trait TravelTime: Send + Sync {
 
 /// Great-circle distance times a detour factor, at a constant speed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GreatCircle {
     pub speed_kmh: f64,
     pub detour_factor: f64,

@@ -136,6 +136,7 @@ pub struct NewSite {
     latitude: f64,
     longitude: f64,
     timezone: Option<String>,
+    region: Option<String>,
 }
 
 async fn create_site(
@@ -152,6 +153,10 @@ async fn create_site(
         return Err(ApiError::Validation("longitude must be between -180 and 180".into()));
     }
     let tz = extract::opt_text("timezone", req.timezone.as_deref(), 64)?.unwrap_or_else(|| "UTC".into());
+    if jiff::tz::TimeZone::get(&tz).is_err() {
+        return Err(ApiError::Validation(format!("timezone `{tz}` is not a known IANA time zone")));
+    }
+    let region = extract::opt_text("region", req.region.as_deref(), 64)?;
     let site = repo::insert_site(
         &state.db,
         repo::NewSite {
@@ -161,6 +166,7 @@ async fn create_site(
             latitude: req.latitude,
             longitude: req.longitude,
             timezone: tz,
+            region,
         },
     )
     .await?;

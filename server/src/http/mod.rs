@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod customers;
+pub mod dispatch;
 pub mod extract;
 pub mod health;
 pub mod metrics;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(users::router())
         .merge(customers::router())
+        .merge(dispatch::router())
         .merge(telemetry::router())
         .merge(crate::signal::router())
         .merge(work_orders::router(state.config.limits.max_evidence_bytes))

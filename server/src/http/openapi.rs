@@ -109,7 +109,7 @@ pub fn document() -> Value {
             "responses": {
                 "Problem": { "description": "An error", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } }
             },
-            "schemas": schemas(),
+            "schemas": merged(schemas(), dispatch_schemas()),
         }
     })
 }
@@ -167,9 +167,9 @@ fn schemas() -> Value {
         "NewCustomer": obj(&["name", "tier"], json!({ "name": s("string"), "tier": tier, "contact_email": s("string"), "contact_phone": s("string"), "locale": s("string") })),
         "CustomerPage": page("Customer"),
         "Site": { "type": "object", "properties": { "id": s("string"), "customer_id": s("string"), "name": s("string"), "address": s("string"),
-            "latitude": s("number"), "longitude": s("number"), "timezone": s("string"), "created_at": time } },
+            "latitude": s("number"), "longitude": s("number"), "timezone": s("string"), "region": opt("string"), "created_at": time } },
         "NewSite": obj(&["name", "address", "latitude", "longitude"], json!({ "name": s("string"), "address": s("string"),
-            "latitude": { "type": "number", "minimum": -90, "maximum": 90 }, "longitude": { "type": "number", "minimum": -180, "maximum": 180 }, "timezone": s("string") })),
+            "latitude": { "type": "number", "minimum": -90, "maximum": 90 }, "longitude": { "type": "number", "minimum": -180, "maximum": 180 }, "timezone": s("string"), "region": s("string") })),
         "SiteList": list("Site"),
         "Asset": { "type": "object", "properties": { "id": s("string"), "customer_id": s("string"), "site_id": opt("string"), "product_line_id": s("string"),
             "model": s("string"), "serial_number": s("string"), "purchase_date": opt("string"), "warranty_until": opt("string"), "under_warranty": s("boolean"), "created_at": time } },
@@ -214,5 +214,70 @@ fn schemas() -> Value {
         "ModelList": { "type": "object", "properties": { "items": { "type": "array", "items": { "type": "object" } } } },
         "InviteRequest": obj(&[], json!({ "ttl_secs": { "type": "integer", "minimum": 1 } })),
         "Invite": { "type": "object", "properties": { "invite_id": s("string"), "work_order_id": s("string"), "token": s("string"), "url": s("string"), "expires_at": time } },
+    })
+}
+
+fn merged(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// Escalation, dispatch and parts.
+fn dispatch_schemas() -> Value {
+    let time = json!({ "type": "string", "format": "date-time" });
+    let part_qty = obj(&["sku", "quantity"], json!({ "sku": s("string"), "quantity": { "type": "integer", "minimum": 1, "maximum": 1000 } }));
+    let level = json!({ "enum": ["customer", "technician", "specialist"] });
+    let point = obj(&["latitude", "longitude"], json!({ "latitude": s("number"), "longitude": s("number") }));
+    let hours = obj(&["timezone", "days", "start_minute", "end_minute"], json!({ "timezone": s("string"),
+        "days": { "type": "array", "items": { "type": "integer", "minimum": 1, "maximum": 7 } },
+        "start_minute": { "type": "integer", "minimum": 0, "maximum": 1440 }, "end_minute": { "type": "integer", "minimum": 0, "maximum": 1440 } }));
+    let breakdown = json!({ "type": "object", "properties": { "skill": s("number"), "travel": s("number"), "load": s("number"), "sla": s("number"), "region": s("number") } });
+    json!({
+        "EscalateRequest": obj(&["reason"], json!({ "reason": { "type": "string", "maxLength": 2000 }, "availability": { "type": "string", "maxLength": 500 },
+            "parts": { "type": "array", "maxItems": 50, "items": part_qty } })),
+        "Dossier": { "type": "object", "properties": { "work_order": { "$ref": "#/components/schemas/WorkOrder" }, "customer": { "type": ["object", "null"] },
+            "site": { "type": ["object", "null"] }, "asset": { "type": ["object", "null"] }, "product_line": opt("string"),
+            "diagnosis": { "$ref": "#/components/schemas/Diagnosis" }, "evidence": { "type": "array", "items": { "$ref": "#/components/schemas/Evidence" } },
+            "escalations": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "history": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } },
+            "reservations": { "type": "array", "items": { "type": "object" } }, "assignments": { "type": "array", "items": { "$ref": "#/components/schemas/Assignment" } } } },
+        "Candidate": { "type": "object", "properties": { "technician_id": s("string"), "display_name": s("string"), "score": s("number"), "breakdown": breakdown,
+            "distance_km": s("number"), "travel_minutes": s("number"), "arrival": opt("string"), "finish": opt("string"), "meets_sla": s("boolean"), "excluded": opt("string") } },
+        "CandidateList": { "type": "object", "properties": { "work_order_id": s("string"), "items": { "type": "array", "items": { "$ref": "#/components/schemas/Candidate" } } } },
+        "AssignRequest": obj(&["technician_id"], json!({ "technician_id": s("string") })),
+        "Assignment": { "type": "object", "properties": { "id": s("string"), "work_order_id": s("string"), "technician_id": s("string"),
+            "status": { "enum": ["offered", "accepted", "declined", "en_route", "on_site", "done", "withdrawn"] }, "score": opt("number"),
+            "breakdown": { "type": ["object", "null"] }, "auto": s("boolean"), "assigned_by": s("string"), "created_at": time, "updated_at": time } },
+        "AssignmentList": list("Assignment"),
+        "AnswerRequest": obj(&["accept"], json!({ "accept": s("boolean"), "reason": s("string") })),
+        "ProgressRequest": obj(&["stage"], json!({ "stage": { "enum": ["en_route", "on_site"] } })),
+        "VisitReport": obj(&["outcome"], json!({ "outcome": { "enum": ["fixed", "needs_revisit", "not_fixed"] },
+            "checklist": { "type": "array", "items": obj(&["item", "done"], json!({ "item": s("string"), "done": s("boolean"), "note": opt("string") })) },
+            "parts_used": { "type": "array", "items": part_qty }, "signed_by": s("string"), "notes": s("string") })),
+        "Board": list("BoardRow"),
+        "BoardRow": { "type": "object", "properties": { "work_order": { "$ref": "#/components/schemas/WorkOrder" },
+            "assignment": { "oneOf": [{ "$ref": "#/components/schemas/Assignment" }, { "type": "null" }] },
+            "candidates": { "type": "array", "items": { "$ref": "#/components/schemas/Candidate" } } } },
+        "TechnicianProfile": obj(&["region", "home", "skills", "max_jobs"], json!({ "region": s("string"), "home": point,
+            "skills": { "type": "array", "items": obj(&["product_line", "level"], json!({ "product_line": s("string"), "level": level })) },
+            "hours": hours, "max_jobs": { "type": "integer", "minimum": 1, "maximum": 50 }, "active": s("boolean") })),
+        "Technician": { "type": "object", "properties": { "user_id": s("string"), "display_name": s("string"), "region": s("string"), "home": point,
+            "skills": { "type": "array", "items": { "type": "object" } }, "hours": hours, "max_jobs": s("integer"), "open_jobs": s("integer"), "active": s("boolean") } },
+        "TechnicianList": list("Technician"),
+        "Part": { "type": "object", "properties": { "sku": s("string"), "name_en": s("string"), "name_zh": s("string"),
+            "product_lines": { "type": "array", "items": s("string") }, "models": { "type": "array", "items": s("string") }, "unit_price": s("number"), "currency": s("string") } },
+        "PartList": list("Part"),
+        "Warehouse": { "type": "object", "properties": { "id": s("string"), "code": s("string"), "name": s("string"), "region": s("string"), "latitude": s("number"), "longitude": s("number") } },
+        "WarehouseList": list("Warehouse"),
+        "NewWarehouse": obj(&["code", "name", "region", "latitude", "longitude"], json!({ "code": s("string"), "name": s("string"), "region": s("string"),
+            "latitude": s("number"), "longitude": s("number") })),
+        "StockItem": { "type": "object", "properties": { "warehouse": s("string"), "region": s("string"), "sku": s("string"), "on_hand": s("integer"),
+            "reserved": s("integer"), "available": s("integer"), "reorder_level": s("integer"), "below_reorder_level": s("boolean") } },
+        "StockList": list("StockItem"),
+        "StockBody": obj(&["on_hand"], json!({ "on_hand": { "type": "integer", "minimum": 0 }, "reorder_level": { "type": "integer", "minimum": 0 } })),
+        "StockAlert": { "type": "object", "properties": { "id": s("string"), "warehouse": s("string"), "sku": s("string"), "available": s("integer"),
+            "reorder_level": s("integer"), "created_at": time, "resolved_at": { "type": ["string", "null"], "format": "date-time" } } },
+        "StockAlertList": list("StockAlert"),
     })
 }

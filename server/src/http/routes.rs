@@ -38,6 +38,10 @@ pub const DESK: &[Role] = &[Expert, Dispatcher, Admin];
 pub const OFFICE: &[Role] = &[Dispatcher, Admin];
 pub const ADMIN: &[Role] = &[Admin];
 pub const OPENERS: &[Role] = &[Customer, Expert, Dispatcher, Admin];
+/// Onsite work: dispatchers, technicians and admins.
+pub const FIELD: &[Role] = &[Dispatcher, Technician, Admin];
+/// A technician acting on their own assignment (or an admin on their behalf).
+pub const TECH: &[Role] = &[Technician, Admin];
 
 macro_rules! r {
     ($m:literal $p:literal, $a:expr, $op:literal, $sum:literal, $tag:literal, $req:expr, $st:literal $resp:literal) => {
@@ -99,6 +103,24 @@ pub const ROUTES: &[RouteSpec] = &[
     r!("DELETE" "/api/v1/media/{resource}", Roles(ALL), "media_delete", "End a WHIP or WHEP resource", "live", None, 200 ""),
     r!("PATCH" "/api/v1/media/{resource}", Roles(ALL), "media_patch", "Trickle/restart a WHIP or WHEP resource (not supported: 405)", "live", None, 405 ""),
     r!("GET" "/api/v1/models", Roles(STAFF), "list_models", "List the diagnosis models in service", "diagnosis", None, 200 "ModelList"),
+    r!("POST" "/api/v1/work-orders/{id}/escalate", Roles(DESK), "escalate_work_order", "Escalate a work order to onsite service, reserving the parts it needs", "dispatch", Some("EscalateRequest"), 200 "WorkOrder"),
+    r!("GET" "/api/v1/work-orders/{id}/dossier", Roles(STAFF), "get_dossier", "Get everything known about a work order for the onsite visit", "dispatch", None, 200 "Dossier"),
+    r!("GET" "/api/v1/work-orders/{id}/candidates", Roles(OFFICE), "list_candidates", "Rank technicians for a work order with the score broken down", "dispatch", None, 200 "CandidateList"),
+    r!("POST" "/api/v1/work-orders/{id}/assignments", Roles(OFFICE), "assign_technician", "Offer a work order to a technician", "dispatch", Some("AssignRequest"), 201 "Assignment"),
+    r!("GET" "/api/v1/assignments", Roles(FIELD), "list_assignments", "List assignments (a technician sees their own)", "dispatch", None, 200 "AssignmentList"),
+    r!("POST" "/api/v1/assignments/{id}/answer", Roles(TECH), "answer_assignment", "Accept or decline an offered job", "dispatch", Some("AnswerRequest"), 200 "Assignment"),
+    r!("POST" "/api/v1/assignments/{id}/withdraw", Roles(OFFICE), "withdraw_assignment", "Take an offer or a planned job back", "dispatch", None, 200 "Assignment"),
+    r!("POST" "/api/v1/assignments/{id}/progress", Roles(TECH), "visit_progress", "Report being en route or on site", "dispatch", Some("ProgressRequest"), 200 "Assignment"),
+    r!("POST" "/api/v1/assignments/{id}/report", Roles(TECH), "visit_report", "Report the visit: checklist, parts used, sign-off, outcome", "dispatch", Some("VisitReport"), 200 "Assignment"),
+    r!("GET" "/api/v1/dispatch/board", Roles(OFFICE), "dispatch_board", "Work orders waiting for or in onsite service, most urgent first, with suggested technicians", "dispatch", None, 200 "Board"),
+    r!("GET" "/api/v1/technicians", Roles(OFFICE), "list_technicians", "List technician profiles", "dispatch", None, 200 "TechnicianList"),
+    r!("PUT" "/api/v1/technicians/{id}", Roles(OFFICE), "put_technician", "Create or replace a technician's profile (skills, base, region, hours, job limit)", "dispatch", Some("TechnicianProfile"), 200 "Technician"),
+    r!("GET" "/api/v1/parts", Roles(STAFF), "list_parts", "List the spare-parts catalogue", "parts", None, 200 "PartList"),
+    r!("GET" "/api/v1/warehouses", Roles(STAFF), "list_warehouses", "List warehouses", "parts", None, 200 "WarehouseList"),
+    r!("POST" "/api/v1/warehouses", Roles(ADMIN), "create_warehouse", "Create a warehouse serving a region", "parts", Some("NewWarehouse"), 201 "Warehouse"),
+    r!("GET" "/api/v1/stock", Roles(STAFF), "list_stock", "List stock per warehouse and part", "parts", None, 200 "StockList"),
+    r!("PUT" "/api/v1/stock/{warehouse}/{sku}", Roles(ADMIN), "put_stock", "Set the counted stock and reorder level of a part in a warehouse", "parts", Some("StockBody"), 200 "StockItem"),
+    r!("GET" "/api/v1/stock-alerts", Roles(OFFICE), "list_stock_alerts", "List safety-stock alerts", "parts", None, 200 "StockAlertList"),
 ];
 
 /// The declared route for a method and matched path.

@@ -95,7 +95,7 @@ async fn sla_policy(State(state): State<AppState>) -> Json<SlaPolicy> {
 }
 
 /// Loads a work order the caller may see; 404 for others' work orders.
-async fn visible(state: &AppState, p: &Principal, raw: &str) -> Result<WorkOrder, ApiError> {
+pub async fn visible(state: &AppState, p: &Principal, raw: &str) -> Result<WorkOrder, ApiError> {
     let id: WorkOrderId = extract::id(raw, "work order")?;
     let w = repo::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found("work order"))?;
     if !p.may_see_work_order(w.id, w.customer_id) {
@@ -270,6 +270,13 @@ async fn transition(
 ) -> Result<Json<WorkOrderView>, ApiError> {
     let id: WorkOrderId = extract::id(&id, "work order")?;
     let reason = extract::opt_text("reason", req.reason.as_deref(), 2_000)?;
+    if req.to == Status::Cancelled {
+        // Cancelling also releases reserved parts and withdraws a live assignment.
+        let w = crate::dispatch::flow::cancel(&state.db, &state.config.sla, id, reason, &p.actor(), |w| p.may_see_work_order(w.id, w.customer_id))
+            .await
+            .map_err(super::dispatch::flow_error)?;
+        return Ok(Json(w.into()));
+    }
     let cmd = Command::Transition { to: req.to, reason };
     let (w, _) = repo::append_if(&state.db, id, cmd, &p.actor(), &state.config.sla, |w| p.may_see_work_order(w.id, w.customer_id))
         .await
@@ -439,9 +446,14 @@ pub struct DiagnosisView {
 }
 
 async fn get_diagnosis(State(state): State<AppState>, p: Principal, ApiPath(id): ApiPath<String>) -> Result<Json<DiagnosisView>, ApiError> {
+    let w = visible(&state, &p, &id).await?;
+    Ok(Json(diagnosis_of(&state, &w).await?))
+}
+
+/// The fused, ranked diagnosis of a work order from its diagnosis events and fault codes.
+pub async fn diagnosis_of(state: &AppState, w: &WorkOrder) -> Result<DiagnosisView, ApiError> {
     use crate::diagnosis::fusion::{fuse, VerdictInput};
     use crate::work_orders::events::Event;
-    let w = visible(&state, &p, &id).await?;
     let events = repo::all_events(&state.db, w.id).await?;
     let mut verdicts = Vec::new();
     for e in &events {
@@ -466,7 +478,7 @@ async fn get_diagnosis(State(state): State<AppState>, p: Principal, ApiPath(id):
             None => unknown_fault_codes.push(code.clone()),
         }
     }
-    Ok(Json(DiagnosisView { work_order_id: w.id, hypotheses: fuse(&inputs, &codes), unknown_fault_codes }))
+    Ok(DiagnosisView { work_order_id: w.id, hypotheses: fuse(&inputs, &codes), unknown_fault_codes })
 }
 
 /// The models in service, with their manifests (labels, thresholds, metrics).

@@ -40,7 +40,10 @@ pub enum StoreError {
 
 /// The migrations, embedded so the binary is self-contained.
 const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "foundation", include_str!("../../../migrations/0001_foundation.sql"))];
+    &[
+        (1, "foundation", include_str!("../../../migrations/0001_foundation.sql")),
+        (2, "dispatch", include_str!("../../../migrations/0002_dispatch.sql")),
+    ];
 
 pub fn migrator() -> Migrator {
     let migrations = MIGRATIONS

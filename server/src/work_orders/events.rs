@@ -130,6 +130,65 @@ pub enum Event {
         source: String,
         verdict: crate::diagnosis::ModelVerdict,
     },
+    /// The case goes onsite: why, when the customer can receive a technician, and the
+    /// parts the expert (or the diagnosis) says the visit needs.
+    EscalationRecorded {
+        reason: String,
+        availability: Option<String>,
+        suggested_parts: Vec<PartQty>,
+    },
+    /// Stock held for this work order; `shortages` could not be reserved anywhere.
+    PartsReserved { lines: Vec<PartLine>, shortages: Vec<PartQty> },
+    /// Reservations given back (cancelled, re-escalated without them).
+    PartsReleased { lines: Vec<PartLine> },
+    /// Parts used on site (taken out of stock).
+    PartsConsumed { lines: Vec<PartLine> },
+    /// A technician was offered the job (by a dispatcher or automatically).
+    TechnicianOffered { assignment_id: String, technician_id: String, score: Option<f64>, auto: bool },
+    /// The technician accepted or declined, or the dispatcher withdrew the offer.
+    AssignmentAnswered { assignment_id: String, technician_id: String, answer: String, reason: Option<String> },
+    /// Onsite visit progress: `en_route`, `on_site`.
+    VisitProgress { assignment_id: String, stage: String },
+    /// The technician's report at the end of a visit.
+    VisitReport {
+        assignment_id: String,
+        outcome: String,
+        checklist: Vec<ChecklistItem>,
+        parts_used: Vec<PartQty>,
+        signed_by: Option<String>,
+        notes: Option<String>,
+    },
+    /// An SLA clock (`first_response` or `resolution`) is close to its deadline.
+    SlaWarning { clock: String, due: UnixMillis },
+    /// An SLA clock passed its deadline unmet.
+    SlaBreached { clock: String, due: UnixMillis },
+}
+
+/// A quantity of one part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartQty {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+/// A reservation line: which warehouse holds how many of a part for the work order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartLine {
+    pub reservation_id: String,
+    pub warehouse: String,
+    pub sku: String,
+    pub quantity: i64,
+}
+
+/// One checklist entry of a visit report (a procedure step and whether it was done).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistItem {
+    pub item: String,
+    pub done: bool,
+    pub note: Option<String>,
 }
 
 impl Event {
@@ -146,6 +205,16 @@ impl Event {
             Event::SessionJoined { .. } => "session_joined",
             Event::SessionLeft { .. } => "session_left",
             Event::SessionEnded { .. } => "session_ended",
+            Event::EscalationRecorded { .. } => "escalation_recorded",
+            Event::PartsReserved { .. } => "parts_reserved",
+            Event::PartsReleased { .. } => "parts_released",
+            Event::PartsConsumed { .. } => "parts_consumed",
+            Event::TechnicianOffered { .. } => "technician_offered",
+            Event::AssignmentAnswered { .. } => "assignment_answered",
+            Event::VisitProgress { .. } => "visit_progress",
+            Event::VisitReport { .. } => "visit_report",
+            Event::SlaWarning { .. } => "sla_warning",
+            Event::SlaBreached { .. } => "sla_breached",
         }
     }
 }
@@ -172,6 +241,10 @@ pub enum Command {
     RecordDiagnosis { evidence_id: Option<EvidenceId>, source: String, verdict: crate::diagnosis::ModelVerdict },
     /// A live-session timeline entry (one of the `Session*` events).
     RecordSession(Event),
+    /// A dispatch record (escalation context, parts, assignment, visit, SLA clock); the
+    /// dispatch module decides these and writes them with any status change in the same
+    /// transaction.
+    RecordDispatch(Event),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -186,6 +259,8 @@ pub enum DecideError {
     SamePriority(Priority),
     #[error("`{0}` is not a session event")]
     NotASessionEvent(&'static str),
+    #[error("`{0}` is not a dispatch event")]
+    NotADispatchEvent(&'static str),
 }
 
 /// Decides the event a command produces on the current state. Pure.
@@ -240,6 +315,24 @@ pub fn decide(state: &WorkOrder, cmd: Command, actor: &Actor, sla: &SlaPolicy) -
             Event::SessionJoined { .. } | Event::SessionLeft { .. } | Event::SessionEnded { .. } => Ok(e),
             other => Err(DecideError::NotASessionEvent(other.kind())),
         },
+        Command::RecordDispatch(e) => {
+            if lifecycle::is_terminal(state.status) && !matches!(e, Event::PartsReleased { .. }) {
+                return Err(DecideError::Terminal(state.status));
+            }
+            match e {
+                Event::EscalationRecorded { .. }
+                | Event::PartsReserved { .. }
+                | Event::PartsReleased { .. }
+                | Event::PartsConsumed { .. }
+                | Event::TechnicianOffered { .. }
+                | Event::AssignmentAnswered { .. }
+                | Event::VisitProgress { .. }
+                | Event::VisitReport { .. }
+                | Event::SlaWarning { .. }
+                | Event::SlaBreached { .. } => Ok(e),
+                other => Err(DecideError::NotADispatchEvent(other.kind())),
+            }
+        }
         Command::RecordInviteRedeemed { invite_id } => {
             if lifecycle::is_terminal(state.status) {
                 return Err(DecideError::Terminal(state.status));
@@ -324,7 +417,17 @@ pub fn apply(mut state: WorkOrder, event: &Event, at: UnixMillis) -> WorkOrder {
         | Event::DiagnosisAdded { .. }
         | Event::SessionJoined { .. }
         | Event::SessionLeft { .. }
-        | Event::SessionEnded { .. } => {}
+        | Event::SessionEnded { .. }
+        | Event::EscalationRecorded { .. }
+        | Event::PartsReserved { .. }
+        | Event::PartsReleased { .. }
+        | Event::PartsConsumed { .. }
+        | Event::TechnicianOffered { .. }
+        | Event::AssignmentAnswered { .. }
+        | Event::VisitProgress { .. }
+        | Event::VisitReport { .. }
+        | Event::SlaWarning { .. }
+        | Event::SlaBreached { .. } => {}
     }
     state.updated_at = at;
     state.version += 1;

@@ -10,5 +10,6 @@ pub mod lifecycle;
 pub mod model;
 pub mod repo;
 pub mod sla;
+pub mod sla_timers;
 
 pub use events::replay;

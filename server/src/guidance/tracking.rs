@@ -1,0 +1,1 @@
+//! Anchor tracking across decoded frames (being written).
