@@ -210,7 +210,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }),
     };
     let (background_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let timers = crate::work_orders::sla_timers::run(state.db.clone(), state.config.sla, state.config.sla_timers.clone(), stop_rx);
+    let surveys = crate::work_orders::sla_timers::Surveys {
+        key: state.key.clone(),
+        cfg: state.config.surveys.clone(),
+        public_url: state.config.effective_public_url(),
+    };
+    let timers = crate::work_orders::sla_timers::run(state.db.clone(), state.config.sla, state.config.sla_timers.clone(), surveys, stop_rx);
     let background = vec![tokio::spawn(timers)];
     Ok(Running { addr, state, bootstrap, shutdown: Some(tx), task, background_stop, background })
 }

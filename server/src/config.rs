@@ -53,6 +53,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub dispatch: crate::dispatch::flow::DispatchConfig,
     pub sla_timers: crate::work_orders::sla_timers::SlaTimerConfig,
+    pub surveys: crate::work_orders::surveys::SurveyConfig,
 }
 
 impl Default for Config {
@@ -74,6 +75,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             dispatch: Default::default(),
             sla_timers: Default::default(),
+            surveys: Default::default(),
         }
     }
 }
@@ -472,6 +474,12 @@ impl Config {
             && !self.public_url.starts_with("https://")
         {
             return key("public_url", "must start with http:// or https://");
+        }
+        if !(1..=365).contains(&self.surveys.link_ttl_days) {
+            return key("surveys.link_ttl_days", "must be 1-365");
+        }
+        if self.surveys.follow_up_hours > 24 * 90 {
+            return key("surveys.follow_up_hours", "must be at most 2160 (90 days)");
         }
         if !(1..=99).contains(&self.sla_timers.warn_at_percent) {
             return key("sla_timers.warn_at_percent", "must be 1-99");

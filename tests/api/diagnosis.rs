@@ -336,10 +336,17 @@ async fn a_persistent_fault_in_streamed_telemetry_opens_one_work_order_and_later
     assert_eq!(r.status.as_u16(), 201, "{}", r.body);
     assert_eq!(r.body["alert"]["fault_id"], "bearing.inner_race");
     let wid = r.body["work_order_id"].as_str().unwrap().to_owned();
+    // Proactive service: an invite link for the customer comes with it, and opens the
+    // customer's view of this very work order.
+    let invite = r.body["invite_url"].as_str().expect("invite_url").to_owned();
+    let token = invite.split("#token=").nth(1).expect("token in the link");
+    let redeemed = app.req(Method::POST, "/api/v1/auth/invite", None, Some(json!({ "token": token }))).await.ok();
+    assert_eq!(redeemed["work_order_id"], wid.as_str());
     // The next upload joins the same work order instead of opening another.
     let r = app.raw(Method::POST, &url, Some(&gateway.token), "application/octet-stream", chunk(3)).await.ok();
     assert_eq!(r["work_order_id"], wid.as_str());
     assert_eq!(r["opened"], false);
+    assert!(r["invite_url"].is_null());
     let wo = app.get(&format!("/api/v1/work-orders/{wid}"), &t).await.ok();
     assert_eq!(wo["channel"], "telemetry_alert");
     assert_eq!(wo["asset_id"], aid);

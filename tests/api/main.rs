@@ -16,5 +16,6 @@ mod ops;
 mod process;
 mod role_matrix;
 mod storage;
+mod surveys;
 mod tls;
 mod work_orders;

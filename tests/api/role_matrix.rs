@@ -201,6 +201,11 @@ async fn request_for(app: &TestApp, fx: &Fixture, spec: &RouteSpec, role: Option
         "list_stock" => ("/api/v1/stock".into(), Body::None),
         "put_stock" => (format!("/api/v1/stock/{}/{}", fx.warehouse, fx.sku), Body::Json(json!({ "on_hand": 5, "reorder_level": 1 }))),
         "list_stock_alerts" => ("/api/v1/stock-alerts".into(), Body::None),
+        "get_survey" => (format!("/api/v1/surveys/{}", survey(app).await.1), Body::None),
+        "answer_survey" => (format!("/api/v1/surveys/{}", survey(app).await.1), Body::Json(json!({ "rating": 5 }))),
+        "list_follow_ups" => ("/api/v1/follow-ups".into(), Body::None),
+        "follow_up_done" => (format!("/api/v1/follow-ups/{}/done", survey(app).await.0), Body::Json(json!({ "note": "called, all fine" }))),
+        "page_survey" => ("/survey".into(), Body::None),
         other => panic!("route {other} has no fixture in the role matrix test: add one"),
     };
     (path, body, token_override)
@@ -233,6 +238,20 @@ async fn offered(app: &TestApp, fx: &Fixture) -> (String, Session) {
     let wo = escalated(app).await;
     let a = app.post(&format!("/api/v1/work-orders/{wo}/assignments"), &app.admin_token, json!({ "technician_id": t.user_id })).await.ok();
     (a["id"].as_str().unwrap().to_owned(), t)
+}
+
+/// A survey of a freshly resolved work order: (survey id, link token).
+pub async fn survey(app: &TestApp) -> (String, String) {
+    let customer = app.customer("key").await;
+    let wo = app.work_order(&customer, "P3").await["id"].as_str().unwrap().to_owned();
+    for to in ["triaged", "in_remote_session", "resolved_remote"] {
+        app.transition(&wo, to, &app.admin_token).await.ok();
+    }
+    let st = &app.running.as_ref().unwrap().state;
+    let sent = fixline::work_orders::surveys::send_due(app.db(), &st.key, &st.config.sla, &st.config.surveys, "http://127.0.0.1").await.unwrap();
+    let s = sent.into_iter().find(|s| s.work_order_id.to_string() == wo).expect("a survey for the resolved work order");
+    let token = fixline::work_orders::surveys::token(&st.key, &s);
+    (s.id, token)
 }
 
 async fn send(app: &TestApp, spec: &RouteSpec, path: &str, body: Body, token: Option<&str>) -> Resp {

@@ -42,12 +42,18 @@ pub enum Claims {
         wo: WorkOrderId,
         exp: i64,
     },
+    /// A satisfaction-survey link: answers one survey of one work order, nothing else.
+    Survey {
+        sid: String,
+        wo: WorkOrderId,
+        exp: i64,
+    },
 }
 
 impl Claims {
     fn exp(&self) -> i64 {
         match self {
-            Claims::Access { exp, .. } | Claims::Invite { exp, .. } => *exp,
+            Claims::Access { exp, .. } | Claims::Invite { exp, .. } | Claims::Survey { exp, .. } => *exp,
         }
     }
 }

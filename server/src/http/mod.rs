@@ -10,6 +10,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod surveys;
 pub mod telemetry;
 pub mod users;
 pub mod web;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(customers::router())
         .merge(dispatch::router())
+        .merge(surveys::router())
         .merge(telemetry::router())
         .merge(crate::signal::router())
         .merge(work_orders::router(state.config.limits.max_evidence_bytes))

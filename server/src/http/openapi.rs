@@ -279,5 +279,14 @@ fn dispatch_schemas() -> Value {
         "StockAlert": { "type": "object", "properties": { "id": s("string"), "warehouse": s("string"), "sku": s("string"), "available": s("integer"),
             "reorder_level": s("integer"), "created_at": time, "resolved_at": { "type": ["string", "null"], "format": "date-time" } } },
         "StockAlertList": list("StockAlert"),
+        "Survey": { "type": "object", "properties": { "work_order_id": s("string"), "title": s("string"), "status": s("string"), "answered": s("boolean"),
+            "rating": opt("integer"), "expires_at": time } },
+        "SurveyAnswer": obj(&["rating"], json!({ "rating": { "type": "integer", "minimum": 1, "maximum": 5 }, "comment": { "type": "string", "maxLength": 2000 }, "complaint": s("boolean") })),
+        "SurveyResult": { "type": "object", "properties": { "reopened": s("boolean") } },
+        "FollowUp": { "type": "object", "properties": { "id": s("string"), "work_order_id": s("string"), "created_at": time, "expires_at": time,
+            "answered_at": { "type": ["string", "null"], "format": "date-time" }, "rating": opt("integer"), "comment": opt("string"), "complaint": s("boolean"),
+            "follow_up_due": time, "follow_up_done_at": { "type": ["string", "null"], "format": "date-time" }, "follow_up_note": opt("string") } },
+        "FollowUpList": list("FollowUp"),
+        "FollowUpDone": obj(&["note"], json!({ "note": { "type": "string", "maxLength": 2000 } })),
     })
 }

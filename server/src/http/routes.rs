@@ -121,6 +121,11 @@ pub const ROUTES: &[RouteSpec] = &[
     r!("GET" "/api/v1/stock", Roles(STAFF), "list_stock", "List stock per warehouse and part", "parts", None, 200 "StockList"),
     r!("PUT" "/api/v1/stock/{warehouse}/{sku}", Roles(ADMIN), "put_stock", "Set the counted stock and reorder level of a part in a warehouse", "parts", Some("StockBody"), 200 "StockItem"),
     r!("GET" "/api/v1/stock-alerts", Roles(OFFICE), "list_stock_alerts", "List safety-stock alerts", "parts", None, 200 "StockAlertList"),
+    r!("GET" "/api/v1/surveys/{token}", Public, "get_survey", "Open a satisfaction survey by its link token", "surveys", None, 200 "Survey"),
+    r!("POST" "/api/v1/surveys/{token}", Public, "answer_survey", "Answer a satisfaction survey (1-5, comment; a complaint reopens the work order)", "surveys", Some("SurveyAnswer"), 200 "SurveyResult"),
+    r!("GET" "/api/v1/follow-ups", Roles(DESK), "list_follow_ups", "List due follow-up calls (complaints first)", "surveys", None, 200 "FollowUpList"),
+    r!("POST" "/api/v1/follow-ups/{id}/done", Roles(DESK), "follow_up_done", "Mark a follow-up call done", "surveys", Some("FollowUpDone"), 200 "FollowUp"),
+    r!("GET" "/survey", Public, "page_survey", "The customer's satisfaction survey page", "pages", None, 200 ""),
 ];
 
 /// The declared route for a method and matched path.

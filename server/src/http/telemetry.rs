@@ -49,6 +49,10 @@ pub struct IngestResult {
     work_order_id: Option<WorkOrderId>,
     /// True when this upload opened that work order.
     opened: bool,
+    /// Proactive service: when this upload opened the work order, an invite link for
+    /// the customer (to be sent by the service desk or a CRM webhook), with the
+    /// recording and its diagnosis already attached to the work order.
+    invite_url: Option<String>,
 }
 
 const OPEN: [Status; 6] = [Status::New, Status::Triaged, Status::InRemoteSession, Status::Escalated, Status::Scheduled, Status::OnSite];
@@ -114,6 +118,11 @@ async fn ingest(
             .await
             .map_err(append_error)?;
     }
+    let mut invite_url = None;
+    if let (true, Some(wid), Some(uid)) = (opened, work_order_id, p.user_id) {
+        let ttl = state.config.auth.invite_ttl_secs;
+        invite_url = Some(super::work_orders::issue_invite(&state, wid, uid, ttl, &actor).await?.url);
+    }
     let status = if opened { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(IngestResult { diagnosis: verdict, analysis, alert, work_order_id, opened })))
+    Ok((status, Json(IngestResult { diagnosis: verdict, analysis, alert, work_order_id, opened, invite_url })))
 }

@@ -19,6 +19,8 @@ const FILES: &[(&str, &str, &str)] = &[
     ("js/customer.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/customer.js")),
     ("js/console.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/console.js")),
     ("js/ui.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/ui.js")),
+    ("survey.html", "text/html; charset=utf-8", include_str!("../../../web/survey.html")),
+    ("js/survey.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/survey.js")),
 ];
 
 /// Pages may talk to this server only (API, signaling) and show media and images.
@@ -30,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(|| async { file("console.html") }))
         .route("/console", get(|| async { file("console.html") }))
         .route("/join", get(|| async { file("join.html") }))
+        .route("/survey", get(|| async { file("survey.html") }))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
 }

@@ -559,7 +559,7 @@ pub struct InviteView {
     invite_id: InviteId,
     work_order_id: WorkOrderId,
     token: String,
-    url: String,
+    pub url: String,
     expires_at: String,
 }
 
@@ -576,17 +576,28 @@ async fn create_invite(
     if ttl == 0 || ttl > max {
         return Err(ApiError::Validation(format!("ttl_secs must be between 1 and {max}")));
     }
+    Ok((StatusCode::CREATED, Json(issue_invite(&state, w.id, uid, ttl, &p.actor()).await?)))
+}
+
+/// Creates a single-use invite link for a work order (recorded as an event).
+pub async fn issue_invite(
+    state: &AppState,
+    wo: WorkOrderId,
+    uid: crate::ids::UserId,
+    ttl: u64,
+    actor: &crate::work_orders::events::Actor,
+) -> Result<InviteView, ApiError> {
     let now = crate::now_millis();
     let expires_at = now + ttl as i64 * 1000;
     let iid = InviteId::new();
     let mut tx = state.db.pool.begin().await?;
     // The append comes first: it locks the work order and refuses closed ones.
-    repo::append_in(&mut tx, w.id, Command::RecordInvite { invite_id: iid, expires_at }, &p.actor(), &state.config.sla, now)
+    repo::append_in(&mut tx, wo, Command::RecordInvite { invite_id: iid, expires_at }, actor, &state.config.sla, now)
         .await
         .map_err(append_error)?;
-    crate::auth::repo::insert_invite(&mut tx, iid, w.id, uid, now, expires_at).await?;
+    crate::auth::repo::insert_invite(&mut tx, iid, wo, uid, now, expires_at).await?;
     tx.commit().await?;
-    let token = state.key.sign(&Claims::Invite { iid, wo: w.id, exp: expires_at / 1000 });
+    let token = state.key.sign(&Claims::Invite { iid, wo, exp: expires_at / 1000 });
     let url = format!("{}/join#token={token}", state.config.effective_public_url());
-    Ok((StatusCode::CREATED, Json(InviteView { invite_id: iid, work_order_id: w.id, token, url, expires_at: crate::rfc3339(expires_at) })))
+    Ok(InviteView { invite_id: iid, work_order_id: wo, token, url, expires_at: crate::rfc3339(expires_at) })
 }

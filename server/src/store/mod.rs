@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i64, &str, &str)] =
     &[
         (1, "foundation", include_str!("../../../migrations/0001_foundation.sql")),
         (2, "dispatch", include_str!("../../../migrations/0002_dispatch.sql")),
+        (3, "surveys", include_str!("../../../migrations/0003_surveys.sql")),
     ];
 
 pub fn migrator() -> Migrator {

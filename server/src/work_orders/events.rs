@@ -162,6 +162,12 @@ pub enum Event {
     SlaWarning { clock: String, due: UnixMillis },
     /// An SLA clock passed its deadline unmet.
     SlaBreached { clock: String, due: UnixMillis },
+    /// A satisfaction survey link was issued after a resolution.
+    SurveySent { survey_id: String, url: String, expires_at: UnixMillis, follow_up_due: UnixMillis },
+    /// The customer answered the survey.
+    SurveyAnswered { survey_id: String, rating: i64, comment: Option<String>, complaint: bool },
+    /// Staff followed up with the customer.
+    FollowUpDone { survey_id: String, note: String },
 }
 
 /// A quantity of one part.
@@ -215,6 +221,9 @@ impl Event {
             Event::VisitReport { .. } => "visit_report",
             Event::SlaWarning { .. } => "sla_warning",
             Event::SlaBreached { .. } => "sla_breached",
+            Event::SurveySent { .. } => "survey_sent",
+            Event::SurveyAnswered { .. } => "survey_answered",
+            Event::FollowUpDone { .. } => "follow_up_done",
         }
     }
 }
@@ -316,7 +325,9 @@ pub fn decide(state: &WorkOrder, cmd: Command, actor: &Actor, sla: &SlaPolicy) -
             other => Err(DecideError::NotASessionEvent(other.kind())),
         },
         Command::RecordDispatch(e) => {
-            if lifecycle::is_terminal(state.status) && !matches!(e, Event::PartsReleased { .. }) {
+            // Releasing parts and the customer's last word still land on a closed one.
+            let after_close = matches!(e, Event::PartsReleased { .. } | Event::SurveyAnswered { .. } | Event::FollowUpDone { .. });
+            if lifecycle::is_terminal(state.status) && !after_close {
                 return Err(DecideError::Terminal(state.status));
             }
             match e {
@@ -329,7 +340,10 @@ pub fn decide(state: &WorkOrder, cmd: Command, actor: &Actor, sla: &SlaPolicy) -
                 | Event::VisitProgress { .. }
                 | Event::VisitReport { .. }
                 | Event::SlaWarning { .. }
-                | Event::SlaBreached { .. } => Ok(e),
+                | Event::SlaBreached { .. }
+                | Event::SurveySent { .. }
+                | Event::SurveyAnswered { .. }
+                | Event::FollowUpDone { .. } => Ok(e),
                 other => Err(DecideError::NotADispatchEvent(other.kind())),
             }
         }
@@ -427,7 +441,10 @@ pub fn apply(mut state: WorkOrder, event: &Event, at: UnixMillis) -> WorkOrder {
         | Event::VisitProgress { .. }
         | Event::VisitReport { .. }
         | Event::SlaWarning { .. }
-        | Event::SlaBreached { .. } => {}
+        | Event::SlaBreached { .. }
+        | Event::SurveySent { .. }
+        | Event::SurveyAnswered { .. }
+        | Event::FollowUpDone { .. } => {}
     }
     state.updated_at = at;
     state.version += 1;

@@ -11,5 +11,6 @@ pub mod model;
 pub mod repo;
 pub mod sla;
 pub mod sla_timers;
+pub mod surveys;
 
 pub use events::replay;

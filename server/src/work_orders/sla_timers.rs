@@ -124,8 +124,16 @@ async fn fire(db: &Db, sla: &SlaPolicy, id: WorkOrderId, clock: &'static str, du
     Ok(true)
 }
 
-/// Runs [`tick`] every `interval` until `stop` turns true.
-pub async fn run(db: Db, sla: SlaPolicy, cfg: SlaTimerConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// What else the housekeeping loop does each tick: send the surveys of resolved work
+/// orders (see [`super::surveys`]).
+pub struct Surveys {
+    pub key: crate::auth::tokens::TokenKey,
+    pub cfg: super::surveys::SurveyConfig,
+    pub public_url: String,
+}
+
+/// Runs [`tick`] (and the survey sender) every `interval` until `stop` turns true.
+pub async fn run(db: Db, sla: SlaPolicy, cfg: SlaTimerConfig, surveys: Surveys, mut stop: tokio::sync::watch::Receiver<bool>) {
     if cfg.interval_secs == 0 {
         return;
     }
@@ -136,6 +144,9 @@ pub async fn run(db: Db, sla: SlaPolicy, cfg: SlaTimerConfig, mut stop: tokio::s
             _ = every.tick() => {
                 if let Err(e) = tick(&db, &sla, crate::now_millis(), cfg.warn_at_percent).await {
                     tracing::warn!(error = %e, "SLA timer check failed; retrying next tick");
+                }
+                if let Err(e) = super::surveys::send_due(&db, &surveys.key, &sla, &surveys.cfg, &surveys.public_url).await {
+                    tracing::warn!(error = %e, "sending surveys failed; retrying next tick");
                 }
             }
             _ = stop.changed() => return,
