@@ -77,6 +77,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         })
         .collect();
     crate::dispatch::parts::sync_catalogue(&db, &catalogue).await.context("cannot store the parts catalogue")?;
+    crate::guidance::store::sync(&db, &library).await.context("cannot store the repair procedures")?;
+    let guidance = crate::guidance::Guidance { library, fault_ids };
     // Labels named `normal` are the healthy class of a model: they never raise alerts.
     let normal_ids = diagnosis
         .models
@@ -101,6 +103,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         config.sessions.avg_session_minutes * 60,
     );
     Ok(AppState {
+        guidance: Arc::new(guidance),
         signal: Arc::new(crate::signal::SignalState::new(hub, media)),
         alerts: Arc::new(alerts),
         diagnosis: Arc::new(diagnosis),
@@ -158,7 +161,8 @@ pub struct Running {
     pub bootstrap: Bootstrap,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
-    /// Background jobs (SLA timers): told to stop, awaited before the database closes.
+    /// Background jobs (SLA timers, webhook deliveries): told to stop, awaited before the
+    /// database closes.
     background_stop: tokio::sync::watch::Sender<bool>,
     background: Vec<JoinHandle<()>>,
 }
@@ -215,8 +219,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         cfg: state.config.surveys.clone(),
         public_url: state.config.effective_public_url(),
     };
+    let webhooks = crate::webhooks::worker::run(state.db.clone(), state.config.webhooks.clone(), stop_rx.clone());
     let timers = crate::work_orders::sla_timers::run(state.db.clone(), state.config.sla, state.config.sla_timers.clone(), surveys, stop_rx);
-    let background = vec![tokio::spawn(timers)];
+    let background = vec![tokio::spawn(timers), tokio::spawn(webhooks)];
     Ok(Running { addr, state, bootstrap, shutdown: Some(tx), task, background_stop, background })
 }
 

@@ -53,6 +53,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub dispatch: crate::dispatch::flow::DispatchConfig,
     pub sla_timers: crate::work_orders::sla_timers::SlaTimerConfig,
+    pub webhooks: crate::webhooks::WebhookConfig,
     pub surveys: crate::work_orders::surveys::SurveyConfig,
 }
 
@@ -75,6 +76,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             dispatch: Default::default(),
             sla_timers: Default::default(),
+            webhooks: Default::default(),
             surveys: Default::default(),
         }
     }
@@ -484,6 +486,7 @@ impl Config {
         if !(1..=99).contains(&self.sla_timers.warn_at_percent) {
             return key("sla_timers.warn_at_percent", "must be 1-99");
         }
+        self.webhooks.validate().map_err(|(k, m)| ConfigError::Key { key: format!("webhooks.{k}"), message: m })?;
         self.dispatch.validate().map_err(|(k, m)| ConfigError::Key { key: format!("dispatch.{k}"), message: m })?;
         self.sla.validate().map_err(|(k, m)| ConfigError::Key { key: format!("sla.{k}"), message: m })
     }

@@ -17,6 +17,8 @@
 //! * [`work_orders`] — the work-order domain: lifecycle state machine (pure), SLA policy
 //!   (pure), event log and evidence.
 //! * [`customers`] — customers, sites, assets and product lines with their fault codes.
+//! * [`webhooks`] — signed outgoing webhooks (Standard Webhooks) for work-order events:
+//!   endpoints, a delivery log, and a background worker with retries.
 //! * [`store`] — the database pool (SQLite or PostgreSQL through `sqlx::Any`) and the
 //!   embedded migrations.
 //!
@@ -52,6 +54,7 @@ pub mod session;
 pub mod signal;
 pub mod store;
 pub mod tls;
+pub mod webhooks;
 pub mod work_orders;
 
 /// Milliseconds since the Unix epoch: the one timestamp representation in storage.

@@ -12,7 +12,7 @@ use crate::helpers::*;
 
 /// Writes a y4m (YUV4MPEG2, 4:2:0) of the NEU "patches" image in a 320x240 frame;
 /// returns the mean luma of a frame.
-fn write_y4m(path: &Path) -> f64 {
+pub(crate) fn write_y4m(path: &Path) -> f64 {
     let (w, h) = (320usize, 240usize);
     let img = image::open(dataset_path("images/patches/patches_2.png")).unwrap().to_luma8();
     let img = image::imageops::resize(&img, h as u32, h as u32, image::imageops::FilterType::Triangle);

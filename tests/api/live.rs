@@ -745,3 +745,76 @@ async fn an_independent_peer_aiortc_publishes_over_whip_and_the_expert_sees_it()
     let _ = viewer.pc.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn step_cards_and_annotations_reach_the_customer_and_land_in_the_work_order() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (wid, customer_token) = invited_work_order(&app).await;
+    let expert = app.user(fixline::auth::Role::Expert, None).await;
+    let (mut cust, mut exp) = running_session(&app, &wid, &customer_token, &expert.token).await;
+
+    // The expert pushes a procedure: both see the first card, in both languages.
+    exp.send(json!({ "id": "p1", "type": "push_procedure", "procedure_id": "proc.drill_carbon_brush_replace" }));
+    let card = cust.expect("step_card").await;
+    assert_eq!(card["card"]["index"], 1);
+    let total = card["card"]["total"].as_u64().unwrap();
+    assert!(total >= 3);
+    assert!(!card["card"]["step"]["instruction_zh"].as_str().unwrap().is_empty());
+    assert_eq!(exp.expect("step_card").await["card"]["index"], 1);
+    // Done moves on by itself; the expert hears the answer.
+    cust.send(json!({ "type": "step_answer", "procedure_id": "proc.drill_carbon_brush_replace", "index": 1, "answer": "done" }));
+    assert_eq!(exp.expect("step_answered").await["answer"], "done");
+    assert_eq!(cust.expect("step_card").await["card"]["index"], 2);
+    // An answer to a card no longer shown is refused on the socket.
+    cust.send(json!({ "id": "stale", "type": "step_answer", "procedure_id": "proc.drill_carbon_brush_replace", "index": 1, "answer": "done" }));
+    let e = cust.expect("error").await;
+    assert_eq!((e["id"].as_str(), e["code"].as_str()), (Some("stale"), Some("conflict")));
+    // Didn't work: the card stays, the expert skips ahead.
+    cust.send(json!({ "type": "step_answer", "procedure_id": "proc.drill_carbon_brush_replace", "index": 2, "answer": "failed", "note": "screw is stuck" }));
+    let a = exp.expect("step_answered").await;
+    assert_eq!((a["answer"].as_str(), a["note"].as_str()), (Some("failed"), Some("screw is stuck")));
+    exp.send(json!({ "type": "step_control", "action": "skip" }));
+    assert_eq!(cust.expect("step_card").await["card"]["index"], 3);
+
+    // An arrow in normalized coordinates reaches the customer as drawn.
+    let arrow = json!({ "id": "a1", "kind": "arrow", "points": [[0.2, 0.3], [0.5, 0.6]], "color": "#ff3b30", "frame_ts": 1500.0 });
+    exp.send(json!({ "type": "annotate", "shape": arrow }));
+    let got = cust.expect("annotation").await;
+    assert_eq!(got["shape"]["points"], json!([[0.2, 0.3], [0.5, 0.6]]));
+    // Customers do not draw; malformed shapes are refused with the reason.
+    cust.send(json!({ "id": "c1", "type": "annotate", "shape": arrow }));
+    assert_eq!(cust.expect("error").await["code"], "forbidden");
+    exp.send(json!({ "id": "bad", "type": "annotate", "shape": { "id": "b", "kind": "arrow", "points": [[2.0, 0.1], [0.1, 0.1]] } }));
+    let e = exp.expect("error").await;
+    assert_eq!(e["code"], "malformed");
+    assert!(e["message"].as_str().unwrap().contains("0..=1"), "{e}");
+
+    // A second expert joining sees the current card and the arrow.
+    let second = app.user(fixline::auth::Role::Expert, None).await;
+    let mut exp2 = Client::auth(&app, &second.token).await;
+    exp2.send(json!({ "type": "join", "work_order_id": wid }));
+    assert_eq!(exp2.expect("step_card").await["card"]["index"], 3);
+    assert_eq!(exp2.expect("annotation").await["shape"]["id"], "a1");
+    // Undo reaches everyone.
+    exp.send(json!({ "type": "annotation_remove", "shape_id": "a1" }));
+    assert_eq!(cust.expect("annotation_removed").await["shape_id"], "a1");
+    assert_eq!(exp2.expect("annotation_removed").await["shape_id"], "a1");
+
+    // Ending the session finishes the procedure; the log has the whole record.
+    exp.send(json!({ "type": "end", "outcome": "resolved_remote" }));
+    assert_eq!(cust.expect("procedure_finished").await["outcome"], "session_ended");
+    let ev = app.get(&format!("/api/v1/work-orders/{wid}/events?limit=200"), &app.admin_token).await.ok();
+    let items = ev["items"].as_array().unwrap();
+    let kinds: Vec<&str> = items.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"procedure_started"));
+    let shown: Vec<(u64, &str)> =
+        items.iter().filter(|e| e["kind"] == "step_shown").map(|e| (e["payload"]["index"].as_u64().unwrap(), e["payload"]["via"].as_str().unwrap())).collect();
+    assert_eq!(shown, [(1, "push"), (2, "auto"), (3, "skip")]);
+    let answers: Vec<(u64, &str)> =
+        items.iter().filter(|e| e["kind"] == "step_answered").map(|e| (e["payload"]["index"].as_u64().unwrap(), e["payload"]["answer"].as_str().unwrap())).collect();
+    assert_eq!(answers, [(1, "done"), (2, "failed")]);
+    let fin = items.iter().find(|e| e["kind"] == "procedure_finished").unwrap();
+    assert_eq!(fin["payload"]["outcome"], "session_ended");
+    assert_eq!(fin["payload"]["steps_done"], 1);
+    app.stop().await;
+}

@@ -206,6 +206,36 @@ async fn request_for(app: &TestApp, fx: &Fixture, spec: &RouteSpec, role: Option
         "list_follow_ups" => ("/api/v1/follow-ups".into(), Body::None),
         "follow_up_done" => (format!("/api/v1/follow-ups/{}/done", survey(app).await.0), Body::Json(json!({ "note": "called, all fine" }))),
         "page_survey" => ("/survey".into(), Body::None),
+        "search_procedures" => ("/api/v1/procedures?q=carbon%20brush".into(), Body::None),
+        "get_procedure" => ("/api/v1/procedures/proc.drill_carbon_brush_replace".into(), Body::None),
+        "list_procedure_versions" => ("/api/v1/procedures/proc.drill_carbon_brush_replace/versions".into(), Body::None),
+        "put_procedure" => {
+            let current = app.get("/api/v1/procedures/proc.battery_pack_fault", &admin).await.ok();
+            let mut procedure = current.clone();
+            for k in ["source", "created_by", "created_at", "expected_minutes"] {
+                procedure.as_object_mut().unwrap().remove(k);
+            }
+            ("/api/v1/procedures/proc.battery_pack_fault".into(), Body::Json(json!({ "procedure": procedure })))
+        }
+        "suggest_procedures" => (format!("/api/v1/work-orders/{}/procedures", fx.evidence_wo), Body::None),
+        "knowledge_image" => ("/api/v1/knowledge/images/brush_holder.svg".into(), Body::None),
+        "list_webhooks" => ("/api/v1/webhooks".into(), Body::None),
+        // Port 9 (discard) refuses on loopback: queued pings just fail and retry.
+        "create_webhook" => ("/api/v1/webhooks".into(), Body::Json(json!({ "url": "http://127.0.0.1:9/hook", "event_kinds": ["status_changed"] }))),
+        "update_webhook" | "delete_webhook" | "list_webhook_deliveries" | "test_webhook" => {
+            let w = app.post("/api/v1/webhooks", &admin, json!({ "url": "http://127.0.0.1:9/hook" })).await.ok();
+            let id = w["id"].as_str().unwrap().to_owned();
+            match spec.operation_id {
+                "update_webhook" => (format!("/api/v1/webhooks/{id}"), Body::Json(json!({ "active": false, "description": "paused" }))),
+                "delete_webhook" => (format!("/api/v1/webhooks/{id}"), Body::None),
+                "list_webhook_deliveries" => (format!("/api/v1/webhooks/{id}/deliveries"), Body::None),
+                _ => (format!("/api/v1/webhooks/{id}/test"), Body::None),
+            }
+        }
+        "get_kpis" => ("/api/v1/kpis?group_by=region".into(), Body::None),
+        "page_dispatch" => ("/dispatch".into(), Body::None),
+        "page_technician" => ("/technician".into(), Body::None),
+        "page_admin" => ("/admin".into(), Body::None),
         other => panic!("route {other} has no fixture in the role matrix test: add one"),
     };
     (path, body, token_override)

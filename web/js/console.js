@@ -3,6 +3,7 @@
 import { t, translatePage } from "./i18n.js";
 import { Signal, api } from "./signal.js";
 import { $, log, status } from "./ui.js";
+import { Overlay, drawingTool } from "./overlay.js";
 
 translatePage();
 let signal;
@@ -20,6 +21,7 @@ $("login-form").onsubmit = async (ev) => {
   $("queue-card").hidden = false;
   signal = new Signal(auth.access_token);
   await signal.connect();
+  window.dispatchEvent(new Event("fixline:signal"));
   signal.addEventListener("queue", (e) => renderQueue(e.detail.items));
   signal.addEventListener("session_started", async () => {
     $("queue-card").hidden = true;
@@ -95,3 +97,135 @@ $("snapshot").onclick = () => signal.send({ type: "snapshot" });
 $("end-resolved").onclick = () => signal.send({ type: "end", outcome: "resolved_remote" });
 $("end-escalate").onclick = () => signal.send({ type: "end", outcome: "needs_escalation" });
 $("end-unreachable").onclick = () => signal.send({ type: "end", outcome: "customer_unreachable" });
+
+// ---- Guidance: annotations on the customer's video, procedures and step cards ----
+
+const overlay = new Overlay($("remote"), $("remote-overlay"));
+let workOrderId = null;
+let currentCard = null;
+const drawn = [];
+const pen = drawingTool(overlay, (shape) => {
+  if (shape.kind !== "laser") drawn.push(shape.id);
+  overlay.set(shape);
+  signal.sendFast({ type: "annotate", shape });
+});
+for (const b of document.querySelectorAll("#tools .tool")) {
+  b.onclick = () => {
+    for (const o of document.querySelectorAll("#tools .tool")) o.setAttribute("aria-pressed", String(o === b));
+    pen.setTool(b.dataset.tool);
+  };
+}
+$("undo").onclick = () => {
+  const id = drawn.pop();
+  if (!id) return;
+  overlay.remove(id);
+  signal.sendFast({ type: "annotation_remove", shape_id: id });
+};
+$("clear").onclick = () => {
+  drawn.length = 0;
+  overlay.clear();
+  signal.sendFast({ type: "annotation_clear" });
+};
+$("freeze").onclick = () => {
+  const v = $("remote");
+  if (v.paused) v.play();
+  else v.pause();
+  $("freeze").textContent = t(v.paused ? "unfreeze" : "freeze");
+};
+
+/// Saves the frame shown (frozen or live) to the work order: the raw frame and the
+/// same frame with the annotations drawn in, both as PNG snapshots.
+$("save-snapshot").onclick = async () => {
+  const v = $("remote");
+  if (!workOrderId || !v.videoWidth) return;
+  const c = document.createElement("canvas");
+  c.width = v.videoWidth;
+  c.height = v.videoHeight;
+  const g = c.getContext("2d");
+  g.drawImage(v, 0, 0);
+  const raw = await new Promise((r) => c.toBlob(r, "image/png"));
+  overlay.paintAt(g, c.width, c.height);
+  const annotated = await new Promise((r) => c.toBlob(r, "image/png"));
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  for (const [blob, name] of [[raw, `frame-${stamp}.png`], [annotated, `annotated-${stamp}.png`]]) {
+    await fetch(`/api/v1/work-orders/${workOrderId}/evidence?kind=snapshot&filename=${encodeURIComponent(name)}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${signal.token}`, "content-type": "image/png" },
+      body: blob,
+    });
+  }
+  status(t("snapshot_saved"));
+};
+
+function cardText(card) {
+  const zh = document.documentElement.lang === "zh-CN";
+  return {
+    title: zh ? card.title_zh : card.title_en,
+    text: zh ? card.step.instruction_zh : card.step.instruction_en,
+  };
+}
+
+async function loadProcedures(q) {
+  const token = signal.token;
+  const list = $("procedures");
+  list.replaceChildren();
+  let hits = [];
+  if (q) {
+    hits = (await api(`/procedures?q=${encodeURIComponent(q)}&limit=8`, { token })).items;
+  } else if (workOrderId) {
+    const s = await api(`/work-orders/${workOrderId}/procedures`, { token });
+    for (const item of s.items) for (const p of item.procedures) hits.push({ ...p, because: `${item.fault_id} ${Math.round(item.confidence * 100)} %` });
+    for (const p of s.by_description) if (!hits.some((h) => h.id === p.id)) hits.push(p);
+  }
+  const zh = document.documentElement.lang === "zh-CN";
+  for (const h of hits) {
+    const li = document.createElement("li");
+    const label = document.createElement("span");
+    label.textContent = `${zh ? h.title_zh : h.title_en}${h.because ? ` (${h.because})` : ""}${h.remote_ok ? "" : " ⚠"}`;
+    const b = document.createElement("button");
+    b.textContent = t("push");
+    b.dataset.procedure = h.id;
+    b.onclick = () => signal.send({ type: "push_procedure", procedure_id: h.id });
+    li.append(label, b);
+    list.append(li);
+  }
+}
+
+$("procedure-search").onsubmit = (ev) => {
+  ev.preventDefault();
+  loadProcedures($("procedure-q").value.trim());
+};
+$("step-back").onclick = () => signal.send({ type: "step_control", action: "back" });
+$("step-skip").onclick = () => signal.send({ type: "step_control", action: "skip" });
+$("step-next").onclick = () => signal.send({ type: "step_control", action: "next" });
+
+/// Called once the signaling socket exists (after login).
+function wireGuidance() {
+  signal.addEventListener("session_started", (e) => {
+    workOrderId = e.detail.work_order_id;
+    $("procedure-card").hidden = false;
+    loadProcedures("");
+  });
+  signal.addEventListener("step_card", (e) => {
+    currentCard = e.detail.card;
+    const { title, text } = cardText(currentCard);
+    $("current-step").hidden = false;
+    $("step-title").textContent = `${title} · ${t("step_of", { index: currentCard.index, total: currentCard.total })}`;
+    $("step-text").textContent = text;
+  });
+  signal.addEventListener("step_answered", (e) => {
+    const li = document.createElement("li");
+    li.textContent = `${e.detail.index}: ${t(`answer_${e.detail.answer}`)}${e.detail.note ? ` (${e.detail.note})` : ""}`;
+    li.dataset.answer = e.detail.answer;
+    $("step-answers").append(li);
+  });
+  signal.addEventListener("procedure_finished", (e) => {
+    $("step-title").textContent = t("procedure_finished", { outcome: e.detail.outcome, done: e.detail.steps_done, total: e.detail.total });
+    $("step-text").textContent = "";
+  });
+  // Other experts' annotations.
+  signal.addEventListener("annotation", (e) => overlay.set(e.detail.shape));
+  signal.addEventListener("annotation_removed", (e) => overlay.remove(e.detail.shape_id));
+  signal.addEventListener("annotations_cleared", () => overlay.clear());
+}
+window.addEventListener("fixline:signal", wireGuidance);

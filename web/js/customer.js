@@ -3,6 +3,7 @@
 import { t, translatePage } from "./i18n.js";
 import { Signal, api } from "./signal.js";
 import { $, log, status } from "./ui.js";
+import { Overlay } from "./overlay.js";
 
 translatePage();
 
@@ -66,6 +67,26 @@ $("start").onclick = async () => {
   signal.addEventListener("tracks_changed", () =>
     signal.subscribe((track, s) => { if (track.kind === "audio") $("remote-audio").srcObject = s; }));
   signal.addEventListener("chat", (e) => log(t("expert"), e.detail.text));
+  // The expert's annotations over my own camera picture, and the step cards.
+  const overlay = new Overlay($("preview"), $("preview-overlay"));
+  window.fixlineDebug = window.fixlineDebug || {};
+  window.fixlineDebug.annotations = [];
+  overlay.onRendered = (shape) => {
+    if (shape.sent_at) window.fixlineDebug.annotations.push({ id: shape.id, latencyMs: Date.now() - shape.sent_at });
+  };
+  signal.addEventListener("annotation", (e) => overlay.set(e.detail.shape));
+  signal.addEventListener("annotation_removed", (e) => overlay.remove(e.detail.shape_id));
+  signal.addEventListener("annotations_cleared", () => overlay.clear());
+  let card = null;
+  signal.addEventListener("step_card", (e) => showCard((card = e.detail.card)));
+  signal.addEventListener("procedure_finished", () => ($("step-card").hidden = true));
+  for (const answer of ["done", "failed", "cannot"]) {
+    $(`answer-${answer}`).onclick = () => {
+      if (!card) return;
+      signal.send({ type: "step_answer", procedure_id: card.procedure_id, index: card.index, answer });
+      if (answer !== "done") status(t("answer_sent"));
+    };
+  }
   signal.addEventListener("control", (e) => control(e.detail));
   signal.addEventListener("ended", (e) => {
     status(t("session_ended", { outcome: e.detail.outcome }));
@@ -81,3 +102,21 @@ $("start").onclick = async () => {
     $("chat-input").value = "";
   };
 };
+
+/// Shows one step card over the video, in the page's language.
+function showCard(card) {
+  const zh = document.documentElement.lang === "zh-CN";
+  const s = card.step;
+  $("step-card").hidden = false;
+  $("card-count").textContent = t("step_of", { index: card.index, total: card.total });
+  $("card-title").textContent = zh ? card.title_zh : card.title_en;
+  $("card-text").textContent = zh ? s.instruction_zh : s.instruction_en;
+  $("card-check").textContent = `${t("check")}: ${zh ? s.check_zh : s.check_en}`;
+  const safety = $("card-safety");
+  safety.hidden = !s.safety;
+  if (s.safety) safety.textContent = `⚠ ${zh ? s.safety.text_zh : s.safety.text_en}`;
+  const img = $("card-image");
+  img.hidden = !s.image;
+  if (s.image) img.src = `/api/v1/knowledge/${s.image}`;
+  $("step-card").dataset.index = String(card.index);
+}

@@ -231,15 +231,23 @@ pub async fn escalate(db: &Db, sla: &SlaPolicy, id: WorkOrderId, actor: &Actor, 
     // The first statement writes (the work-order row lock), so SQLite takes its write
     // lock before any read of the transaction: a read-then-write transaction would fail
     // with SQLITE_BUSY when another writer commits in between.
-    let (_, rec) = repo::append_in(&mut tx, id, Command::Transition { to: Status::Escalated, reason: Some(e.reason.clone()) }, actor, sla, now).await?;
+    // A session that ended with "needs a technician" has already moved the work order
+    // to `escalated`: the expert then adds the context (reason, availability, parts).
+    if wo.status != Status::Escalated {
+        let (_, rec) = repo::append_in(&mut tx, id, Command::Transition { to: Status::Escalated, reason: Some(e.reason.clone()) }, actor, sla, now).await?;
+        events.push(rec.event);
+    }
+    let record = Event::EscalationRecorded { reason: e.reason, availability: e.availability, suggested_parts: e.parts.clone() };
+    let (mut state, rec) = repo::append_in(&mut tx, id, Command::RecordDispatch(record), actor, sla, now).await?;
+    if state.status != Status::Escalated {
+        // Changed between the read above and the lock (e.g. a concurrent cancel).
+        return Err(FlowError::Conflict(format!("the work order is {} and cannot be escalated", state.status)));
+    }
     events.push(rec.event);
     // A live assignment of a re-escalated (scheduled) work order is withdrawn with it.
     withdraw_open_in(&mut tx, id, actor, sla, now, &mut events).await?;
     // Re-escalation keeps earlier reservations and adds to them.
     let (lines, shortages) = parts::reserve_in(&mut tx, id, &e.parts, site.location, site.region.as_deref()).await?;
-    let record = Event::EscalationRecorded { reason: e.reason, availability: e.availability, suggested_parts: e.parts };
-    let (mut state, rec) = repo::append_in(&mut tx, id, Command::RecordDispatch(record), actor, sla, now).await?;
-    events.push(rec.event);
     if !lines.is_empty() || !shortages.is_empty() {
         let (s, rec) = repo::append_in(&mut tx, id, Command::RecordDispatch(Event::PartsReserved { lines, shortages }), actor, sla, now).await?;
         state = s;

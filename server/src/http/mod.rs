@@ -6,7 +6,9 @@ pub mod auth;
 pub mod customers;
 pub mod dispatch;
 pub mod extract;
+pub mod guidance;
 pub mod health;
+pub mod kpis;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -14,6 +16,7 @@ pub mod surveys;
 pub mod telemetry;
 pub mod users;
 pub mod web;
+pub mod webhooks;
 pub mod work_orders;
 
 use std::sync::Arc;
@@ -47,6 +50,7 @@ pub struct AppState {
     pub diagnosis: Arc<crate::diagnosis::registry::Registry>,
     pub alerts: Arc<crate::diagnosis::alerts::AlertMonitor>,
     pub signal: Arc<crate::signal::SignalState>,
+    pub guidance: Arc<crate::guidance::Guidance>,
 }
 
 /// Serializes Unix milliseconds as an RFC 3339 string.
@@ -71,7 +75,10 @@ pub fn router(state: AppState) -> Router {
         .merge(customers::router())
         .merge(dispatch::router())
         .merge(surveys::router())
+        .merge(kpis::router())
+        .merge(guidance::router())
         .merge(telemetry::router())
+        .merge(webhooks::router())
         .merge(crate::signal::router())
         .merge(work_orders::router(state.config.limits.max_evidence_bytes))
         .merge(openapi::router())

@@ -91,6 +91,16 @@ pub fn document() -> Value {
                     .map(|n| json!({ "name": n, "in": "query", "schema": { "type": "string" } })),
             );
         }
+        if r.operation_id == "list_webhook_deliveries" {
+            op["parameters"].as_array_mut().expect("array").push(json!({ "name": "status", "in": "query", "schema": { "enum": ["pending", "delivered", "failed"] } }));
+        }
+        if r.operation_id == "get_kpis" {
+            op["parameters"].as_array_mut().expect("array").extend([
+                json!({ "name": "from", "in": "query", "schema": { "type": "string" }, "description": "RFC 3339 or YYYY-MM-DD (UTC); default 30 days before `to`" }),
+                json!({ "name": "to", "in": "query", "schema": { "type": "string" }, "description": "RFC 3339 (exclusive) or YYYY-MM-DD (that day included); default now" }),
+                json!({ "name": "group_by", "in": "query", "schema": { "enum": ["region", "product_line", "expert"] } }),
+            ]);
+        }
         let item = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         item[r.method.to_lowercase()] = op;
     }
@@ -109,7 +119,7 @@ pub fn document() -> Value {
             "responses": {
                 "Problem": { "description": "An error", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } }
             },
-            "schemas": merged(schemas(), dispatch_schemas()),
+            "schemas": merged(merged(merged(schemas(), dispatch_schemas()), webhook_schemas()), kpi_schemas()),
         }
     })
 }
@@ -288,5 +298,62 @@ fn dispatch_schemas() -> Value {
             "follow_up_due": time, "follow_up_done_at": { "type": ["string", "null"], "format": "date-time" }, "follow_up_note": opt("string") } },
         "FollowUpList": list("FollowUp"),
         "FollowUpDone": obj(&["note"], json!({ "note": { "type": "string", "maxLength": 2000 } })),
+        "ProcedureHit": { "type": "object", "properties": { "id": s("string"), "version": s("integer"), "title_en": s("string"), "title_zh": s("string"),
+            "fault_ids": { "type": "array", "items": s("string") }, "product_lines": { "type": "array", "items": s("string") }, "remote_ok": s("boolean"),
+            "skill_level": { "enum": ["customer", "technician", "specialist"] }, "expected_minutes": s("integer"), "score": s("number") } },
+        "ProcedureHitList": list("ProcedureHit"),
+        "Procedure": { "type": "object", "description": "A repair procedure version: the models/knowledge/procedures.json format plus source, created_by, created_at, expected_minutes",
+            "properties": { "id": s("string"), "version": s("integer"), "steps": { "type": "array", "items": { "type": "object" } }, "source": { "enum": ["file", "api"] } } },
+        "ProcedureEdit": obj(&["procedure"], json!({ "procedure": { "type": "object" }, "expected_version": s("integer") })),
+        "ProcedureVersionList": list("Procedure"),
+        "ProcedureSuggestions": { "type": "object", "properties": { "work_order_id": s("string"), "product_line": opt("string"),
+            "items": { "type": "array", "items": { "type": "object", "properties": { "fault_id": s("string"), "confidence": s("number"),
+                "procedures": { "type": "array", "items": { "$ref": "#/components/schemas/ProcedureHit" } } } } },
+            "by_description": { "type": "array", "items": { "$ref": "#/components/schemas/ProcedureHit" } } } },
+    })
+}
+
+/// Outgoing webhooks (docs/webhooks.md).
+fn webhook_schemas() -> Value {
+    let time = json!({ "type": "string", "format": "date-time" });
+    let opt_time = json!({ "type": ["string", "null"], "format": "date-time" });
+    let kinds = json!({ "type": "array", "maxItems": crate::webhooks::EVENT_KINDS.len(),
+        "items": { "type": "string", "description": "an event kind (`status_changed`) or its type (`work_order.status_changed`)" } });
+    let endpoint_props = json!({ "id": s("string"), "url": s("string"), "description": s("string"), "event_kinds": { "type": "array", "items": { "enum": crate::webhooks::EVENT_KINDS } },
+        "active": s("boolean"), "active_since": time, "created_at": time, "updated_at": time });
+    let mut created_props = endpoint_props.clone();
+    created_props["secret"] = json!({ "type": "string", "pattern": "^whsec_", "description": "The signing secret (Standard Webhooks); shown only in this response" });
+    json!({
+        "NewWebhook": obj(&["url"], json!({ "url": { "type": "string", "format": "uri", "maxLength": crate::webhooks::MAX_URL_CHARS, "description": "http or https, no user:password@" },
+            "description": { "type": "string", "maxLength": crate::webhooks::MAX_DESCRIPTION_CHARS }, "event_kinds": kinds })),
+        "WebhookPatch": obj(&[], json!({ "description": { "type": "string", "maxLength": crate::webhooks::MAX_DESCRIPTION_CHARS }, "event_kinds": kinds, "active": s("boolean") })),
+        "Webhook": { "type": "object", "properties": endpoint_props },
+        "CreatedWebhook": { "type": "object", "required": ["id", "url", "secret"], "properties": created_props },
+        "WebhookList": list("Webhook"),
+        "WebhookDelivery": { "type": "object", "properties": { "id": s("string"), "endpoint_id": s("string"), "webhook_id": s("string"), "type": s("string"),
+            "work_order_id": opt("string"), "seq": opt("integer"), "status": { "enum": ["pending", "delivered", "failed"] }, "attempts": s("integer"),
+            "next_attempt_at": opt_time, "last_attempt_at": opt_time, "last_status_code": opt("integer"), "last_error": opt("string"),
+            "created_at": time, "delivered_at": opt_time } },
+        "WebhookDeliveryPage": page("WebhookDelivery"),
+    })
+}
+
+/// The service KPIs (`docs/kpis.md`).
+fn kpi_schemas() -> Value {
+    let time = json!({ "type": "string", "format": "date-time" });
+    let share = json!({ "type": "object", "properties": { "total": s("integer"), "count": s("integer"), "rate": opt("number") } });
+    json!({
+        "KpiFigures": { "type": "object", "properties": {
+            "work_orders": s("integer"),
+            "first_response": { "type": "object", "properties": { "responded": s("integer"), "median_minutes": opt("number"), "mean_minutes": opt("number") } },
+            "remote_resolution": share, "first_time_fix": share,
+            "repair": { "type": "object", "properties": { "resolved": s("integer"), "mean_hours": opt("number") } },
+            "sla_resolution": share, "sla_first_response": share,
+            "satisfaction": { "type": "object", "properties": { "answers": s("integer"), "mean_rating": opt("number"), "complaints": s("integer") } } } },
+        "KpiGroup": { "type": "object", "properties": { "key": s("string"), "label": s("string"), "figures": { "$ref": "#/components/schemas/KpiFigures" } } },
+        "KpiReport": { "type": "object", "properties": { "from": time, "to": time, "generated_at": time,
+            "group_by": { "enum": ["region", "product_line", "expert", null] },
+            "overall": { "$ref": "#/components/schemas/KpiFigures" },
+            "groups": { "type": "array", "items": { "$ref": "#/components/schemas/KpiGroup" } } } },
     })
 }

@@ -42,6 +42,8 @@ pub const OPENERS: &[Role] = &[Customer, Expert, Dispatcher, Admin];
 pub const FIELD: &[Role] = &[Dispatcher, Technician, Admin];
 /// A technician acting on their own assignment (or an admin on their behalf).
 pub const TECH: &[Role] = &[Technician, Admin];
+/// Who edits the knowledge base.
+pub const EDITORS: &[Role] = &[Expert, Admin];
 
 macro_rules! r {
     ($m:literal $p:literal, $a:expr, $op:literal, $sum:literal, $tag:literal, $req:expr, $st:literal $resp:literal) => {
@@ -126,6 +128,22 @@ pub const ROUTES: &[RouteSpec] = &[
     r!("GET" "/api/v1/follow-ups", Roles(DESK), "list_follow_ups", "List due follow-up calls (complaints first)", "surveys", None, 200 "FollowUpList"),
     r!("POST" "/api/v1/follow-ups/{id}/done", Roles(DESK), "follow_up_done", "Mark a follow-up call done", "surveys", Some("FollowUpDone"), 200 "FollowUp"),
     r!("GET" "/survey", Public, "page_survey", "The customer's satisfaction survey page", "pages", None, 200 ""),
+    r!("GET" "/api/v1/procedures", Roles(STAFF), "search_procedures", "Search repair procedures by symptom text, fault code, fault or product line", "guidance", None, 200 "ProcedureHitList"),
+    r!("GET" "/api/v1/procedures/{id}", Roles(STAFF), "get_procedure", "Get a repair procedure (current or a given version)", "guidance", None, 200 "Procedure"),
+    r!("PUT" "/api/v1/procedures/{id}", Roles(EDITORS), "put_procedure", "Store an edited procedure as its next version", "guidance", Some("ProcedureEdit"), 200 "Procedure"),
+    r!("GET" "/api/v1/procedures/{id}/versions", Roles(STAFF), "list_procedure_versions", "List every version of a procedure", "guidance", None, 200 "ProcedureVersionList"),
+    r!("GET" "/api/v1/work-orders/{id}/procedures", Roles(STAFF), "suggest_procedures", "Procedures proposed by the work order's diagnosis", "guidance", None, 200 "ProcedureSuggestions"),
+    r!("GET" "/api/v1/knowledge/images/{*path}", Public, "knowledge_image", "A reference drawing of the knowledge base", "guidance", None, 200 ""),
+    r!("GET" "/api/v1/webhooks", Roles(ADMIN), "list_webhooks", "List webhook endpoints (never their secrets)", "webhooks", None, 200 "WebhookList"),
+    r!("POST" "/api/v1/webhooks", Roles(ADMIN), "create_webhook", "Register a webhook endpoint; the response holds its signing secret, shown only once", "webhooks", Some("NewWebhook"), 201 "CreatedWebhook"),
+    r!("PATCH" "/api/v1/webhooks/{id}", Roles(ADMIN), "update_webhook", "Change a webhook endpoint's description, event kinds or active flag", "webhooks", Some("WebhookPatch"), 200 "Webhook"),
+    r!("DELETE" "/api/v1/webhooks/{id}", Roles(ADMIN), "delete_webhook", "Delete a webhook endpoint with its secret and delivery log", "webhooks", None, 204 ""),
+    r!("GET" "/api/v1/webhooks/{id}/deliveries", Roles(ADMIN), "list_webhook_deliveries", "Read a webhook endpoint's delivery log, newest first", "webhooks", None, 200 "WebhookDeliveryPage"),
+    r!("POST" "/api/v1/webhooks/{id}/test", Roles(ADMIN), "test_webhook", "Queue a signed webhook.ping delivery to an endpoint", "webhooks", None, 202 "WebhookDelivery"),
+    r!("GET" "/api/v1/kpis", Roles(OFFICE), "get_kpis", "Service KPIs of the work orders created in a period (from, to: RFC 3339 or YYYY-MM-DD; group_by: region, product_line or expert)", "kpis", None, 200 "KpiReport"),
+    r!("GET" "/dispatch", Public, "page_dispatch", "The dispatcher board page", "pages", None, 200 ""),
+    r!("GET" "/technician", Public, "page_technician", "The onsite technician's page", "pages", None, 200 ""),
+    r!("GET" "/admin", Public, "page_admin", "The service dashboard page (KPIs, follow-ups)", "pages", None, 200 ""),
 ];
 
 /// The declared route for a method and matched path.

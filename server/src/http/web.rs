@@ -19,8 +19,16 @@ const FILES: &[(&str, &str, &str)] = &[
     ("js/customer.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/customer.js")),
     ("js/console.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/console.js")),
     ("js/ui.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/ui.js")),
+    ("js/overlay.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/overlay.js")),
     ("survey.html", "text/html; charset=utf-8", include_str!("../../../web/survey.html")),
     ("js/survey.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/survey.js")),
+    ("dispatch.html", "text/html; charset=utf-8", include_str!("../../../web/dispatch.html")),
+    ("technician.html", "text/html; charset=utf-8", include_str!("../../../web/technician.html")),
+    ("admin.html", "text/html; charset=utf-8", include_str!("../../../web/admin.html")),
+    ("js/staff.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/staff.js")),
+    ("js/dispatch.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/dispatch.js")),
+    ("js/technician.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/technician.js")),
+    ("js/dashboard.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/dashboard.js")),
 ];
 
 /// Pages may talk to this server only (API, signaling) and show media and images.
@@ -33,6 +41,9 @@ pub fn router() -> Router<AppState> {
         .route("/console", get(|| async { file("console.html") }))
         .route("/join", get(|| async { file("join.html") }))
         .route("/survey", get(|| async { file("survey.html") }))
+        .route("/dispatch", get(|| async { file("dispatch.html") }))
+        .route("/technician", get(|| async { file("technician.html") }))
+        .route("/admin", get(|| async { file("admin.html") }))
         .route("/web/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
 }

@@ -439,10 +439,10 @@ async fn upload_evidence(
 /// fault codes reported with it, ranked.
 #[derive(Serialize)]
 pub struct DiagnosisView {
-    work_order_id: WorkOrderId,
-    hypotheses: Vec<crate::diagnosis::fusion::RankedFault>,
+    pub work_order_id: WorkOrderId,
+    pub hypotheses: Vec<crate::diagnosis::fusion::RankedFault>,
     /// Reported codes that the asset's product line does not know.
-    unknown_fault_codes: Vec<String>,
+    pub unknown_fault_codes: Vec<String>,
 }
 
 async fn get_diagnosis(State(state): State<AppState>, p: Principal, ApiPath(id): ApiPath<String>) -> Result<Json<DiagnosisView>, ApiError> {

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{codes, ParticipantView, QueueItem, ServerMsg};
 use crate::auth::{Principal, Role};
+use crate::guidance::live::{GuidanceError, Output, RoomGuidance, Shape, StepAnswer, StepControl};
 use crate::ids::WorkOrderId;
 use crate::media::room::MediaRoom;
 use crate::session::{Effect, Hub, Outcome, Part, PeerId, Waiting};
@@ -37,6 +38,17 @@ pub enum HubCmd {
     /// The media room of the session a peer was put into by someone else (a queued
     /// customer whose call was accepted).
     RoomOf { peer: PeerId, reply: oneshot::Sender<Result<(WorkOrderId, Arc<MediaRoom>), Refusal>> },
+    /// Step cards and annotations (roles were checked by the connection).
+    Guidance { peer: PeerId, cmd: GuidanceCmd, reply: oneshot::Sender<Result<(), Refusal>> },
+}
+
+pub enum GuidanceCmd {
+    Push(Arc<crate::guidance::procedures::Procedure>),
+    Answer { procedure_id: String, index: usize, answer: StepAnswer, note: Option<String> },
+    Control(StepControl),
+    Annotate(Shape),
+    Remove(String),
+    Clear,
 }
 
 struct PeerInfo {
@@ -51,6 +63,8 @@ pub struct HubTask {
     peers: HashMap<PeerId, PeerInfo>,
     rooms: HashMap<WorkOrderId, Arc<MediaRoom>>,
     titles: HashMap<WorkOrderId, (String, String, String)>,
+    /// Step cards and annotations per running session.
+    guidance: HashMap<WorkOrderId, RoomGuidance>,
     db: Db,
     sla: SlaPolicy,
     /// Expected minutes per remote session, for the customer's wait estimate.
@@ -65,6 +79,7 @@ pub fn spawn(db: Db, sla: SlaPolicy, grace: Duration, max_participants: usize, a
         peers: HashMap::new(),
         rooms: HashMap::new(),
         titles: HashMap::new(),
+        guidance: HashMap::new(),
         db,
         sla,
         avg_session_secs,
@@ -182,6 +197,10 @@ impl HubTask {
                 let found = self.hub.room_of(peer).map(|r| r.work_order).and_then(|wo| self.rooms.get(&wo).map(|m| (wo, m.clone())));
                 let _ = reply.send(found.ok_or((codes::NOT_FOUND, "not in a session".to_owned())));
             }
+            HubCmd::Guidance { peer, cmd, reply } => {
+                let r = self.guidance_cmd(peer, cmd).await;
+                let _ = reply.send(r);
+            }
             HubCmd::Left { peer } => {
                 let effects = self.hub.left(peer, now);
                 self.run(effects, Some(peer)).await;
@@ -191,6 +210,90 @@ impl HubTask {
                 self.peers.remove(&peer);
                 let hub = &self.hub;
                 self.titles.retain(|wo, _| hub.position(*wo).is_some() || hub.room(*wo).is_some());
+            }
+        }
+    }
+
+    /// Applies a guidance command in the sender's session, records what it produced on
+    /// the work order (before anyone is told), and tells the participants.
+    async fn guidance_cmd(&mut self, peer: PeerId, cmd: GuidanceCmd) -> Result<(), Refusal> {
+        let wo = self.hub.room_of(peer).map(|r| r.work_order).ok_or((codes::CONFLICT, "join a session first".to_owned()))?;
+        let refuse = |e: GuidanceError| (codes::CONFLICT, e.to_string());
+        let g = self.guidance.entry(wo).or_default();
+        let outputs = match cmd {
+            GuidanceCmd::Push(p) => {
+                let (id, version) = (p.id.clone(), p.version);
+                let out = g.push(p).map_err(refuse)?;
+                let actor = self.actor_of(Some(peer));
+                self.append(wo, Command::RecordSession(Event::ProcedureStarted { procedure_id: id, version }), &actor).await?;
+                out
+            }
+            GuidanceCmd::Answer { procedure_id, index, answer, note } => g.answer(&procedure_id, index, answer, note).map_err(refuse)?,
+            GuidanceCmd::Control(c) => g.control(c).map_err(refuse)?,
+            GuidanceCmd::Annotate(shape) => {
+                g.annotate(&shape).map_err(|e| match e {
+                    GuidanceError::BadShape(m) => (codes::MALFORMED, m),
+                    other => refuse(other),
+                })?;
+                self.broadcast(wo, Some(peer), ServerMsg::Annotation { from: peer, shape });
+                return Ok(());
+            }
+            GuidanceCmd::Remove(id) => {
+                g.remove(&id).map_err(|e| (codes::NOT_FOUND, e.to_string()))?;
+                self.broadcast(wo, Some(peer), ServerMsg::AnnotationRemoved { from: peer, shape_id: id });
+                return Ok(());
+            }
+            GuidanceCmd::Clear => {
+                g.clear();
+                self.broadcast(wo, Some(peer), ServerMsg::AnnotationsCleared { from: peer });
+                return Ok(());
+            }
+        };
+        self.guidance_outputs(wo, Some(peer), outputs).await
+    }
+
+    async fn guidance_outputs(&mut self, wo: WorkOrderId, by: Option<PeerId>, outputs: Vec<Output>) -> Result<(), Refusal> {
+        let actor = self.actor_of(by);
+        for o in outputs {
+            match o {
+                Output::Show { card, via } => {
+                    let ev = Event::StepShown { procedure_id: card.procedure_id.clone(), version: card.version, index: card.index, via: via.into() };
+                    self.append(wo, Command::RecordSession(ev), &actor).await?;
+                    self.broadcast(wo, None, ServerMsg::StepCard { work_order_id: wo, card });
+                }
+                Output::Answered { procedure_id, version, index, answer, note } => {
+                    let a = serde_json::to_value(answer).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                    let ev = Event::StepAnswered { procedure_id: procedure_id.clone(), version, index, answer: a, note: note.clone() };
+                    self.append(wo, Command::RecordSession(ev), &actor).await?;
+                    self.broadcast(wo, by, ServerMsg::StepAnswered { work_order_id: wo, procedure_id, index, answer, note });
+                }
+                Output::Finished { procedure_id, version, outcome, steps_done, total } => {
+                    let ev = Event::ProcedureFinished { procedure_id: procedure_id.clone(), version, outcome: outcome.into(), steps_done, total };
+                    self.append(wo, Command::RecordSession(ev), &actor).await?;
+                    self.broadcast(wo, None, ServerMsg::ProcedureFinished { work_order_id: wo, procedure_id, outcome: outcome.into(), steps_done, total });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends to every connected participant of a session except `except`.
+    fn broadcast(&self, wo: WorkOrderId, except: Option<PeerId>, msg: ServerMsg) {
+        if let Some(room) = self.hub.room(wo) {
+            for p in room.participants.iter().filter(|p| p.connected && Some(p.peer) != except) {
+                self.send(p.peer, msg.clone());
+            }
+        }
+    }
+
+    /// What a participant who (re)joins must see: the current card and the annotations.
+    fn catch_up(&self, wo: WorkOrderId, peer: PeerId) {
+        if let Some(g) = self.guidance.get(&wo) {
+            if let Some(card) = g.current() {
+                self.send(peer, ServerMsg::StepCard { work_order_id: wo, card });
+            }
+            for shape in g.shapes() {
+                self.send(peer, ServerMsg::Annotation { from: PeerId(0), shape: shape.clone() });
             }
         }
     }
@@ -283,6 +386,7 @@ impl HubTask {
                     for (p, _) in &others {
                         if *p == peer {
                             self.send(peer, ServerMsg::SessionStarted { work_order_id: work_order, participants: all.clone() });
+                            self.catch_up(work_order, peer);
                         } else {
                             self.send(*p, ServerMsg::ParticipantJoined { work_order_id: work_order, participant: view.clone() });
                         }
@@ -299,6 +403,15 @@ impl HubTask {
                     }
                 }
                 Effect::Ended { work_order, outcome, duration_ms, participants } => {
+                    if let Some(Output::Finished { procedure_id, version, outcome, steps_done, total }) = self.guidance.remove(&work_order).and_then(|mut g| g.end()) {
+                        // The room is gone from the state machine: tell its last participants.
+                        let ev = Event::ProcedureFinished { procedure_id: procedure_id.clone(), version, outcome: outcome.into(), steps_done, total };
+                        let _ = self.append(work_order, Command::RecordSession(ev), &self.actor_of(by)).await;
+                        for p in participants.iter().filter(|p| p.connected) {
+                            let msg = ServerMsg::ProcedureFinished { work_order_id: work_order, procedure_id: procedure_id.clone(), outcome: outcome.into(), steps_done, total };
+                            self.send(p.peer, msg);
+                        }
+                    }
                     let actor = self.actor_of(by);
                     let reconnects = participants.iter().map(|p| p.reconnects).sum();
                     let ev = Event::SessionEnded { outcome: outcome.to_string(), duration_ms, participants: participants.len() as u32, reconnects };

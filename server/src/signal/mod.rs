@@ -36,7 +36,8 @@ use crate::media::room::MediaRoom;
 use crate::media::{self, MediaSettings};
 use crate::session::{Part, PeerId};
 use crate::work_orders::model::Status;
-use hub::{HubCmd, Refusal};
+use crate::guidance::live::StepControl;
+use hub::{GuidanceCmd, HubCmd, Refusal};
 use protocol::{codes, Candidate, ClientEnvelope, ClientMsg, Leg, ServerMsg, PROTOCOL_VERSION};
 
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -104,6 +105,8 @@ struct PeerLeg {
 
 enum Internal {
     DataChannel(Arc<dyn DataChannel>),
+    /// A typed message that arrived on the participant's data channel.
+    DataChannelMessage(String),
 }
 
 struct Connection {
@@ -221,8 +224,13 @@ impl Connection {
                     }
                 }
                 Some(out) = outbox_rx.recv() => {
-                    // Chat goes over the data channel when the participant has one open.
-                    if let (ServerMsg::Chat { .. }, Some(dc)) = (&out, &self.dc) {
+                    // Chat, annotations and step cards go over the data channel when the
+                    // participant has one open (the socket is the fallback).
+                    let dc_kind = matches!(
+                        out,
+                        ServerMsg::Chat { .. } | ServerMsg::Annotation { .. } | ServerMsg::AnnotationRemoved { .. } | ServerMsg::AnnotationsCleared { .. } | ServerMsg::StepCard { .. }
+                    );
+                    if let (true, Some(dc)) = (dc_kind, &self.dc) {
                         if let Ok(text) = serde_json::to_string(&out) {
                             if dc.send_text(&text).await.is_ok() {
                                 continue;
@@ -244,6 +252,36 @@ impl Connection {
                 }
                 Some(ev) = internal_rx.recv() => match ev {
                     Internal::DataChannel(dc) => { self.dc = Some(dc); }
+                    Internal::DataChannelMessage(text) => {
+                        // Same limits and handling as the socket; replies go on the socket.
+                        if !self.take_token() {
+                            if let Some(r) = self.strike(&mut socket, None, codes::RATE_LIMITED, "too many messages; slow down").await { break Some(r) }
+                            continue;
+                        }
+                        let env: ClientEnvelope = match serde_json::from_str(&text) {
+                            Ok(e) => e,
+                            Err(e) => {
+                                let m = format!("not a valid data-channel message: {e}");
+                                if let Some(r) = self.strike(&mut socket, None, codes::MALFORMED, &m).await { break Some(r) }
+                                continue;
+                            }
+                        };
+                        let allowed = matches!(
+                            env.msg,
+                            ClientMsg::Chat { .. } | ClientMsg::Annotate { .. } | ClientMsg::AnnotationRemove { .. } | ClientMsg::AnnotationClear | ClientMsg::StepAnswer { .. } | ClientMsg::StepControl { .. }
+                        );
+                        if !allowed {
+                            if let Some(r) = self.strike(&mut socket, env.id.clone(), codes::MALFORMED, "only chat, annotations and step messages travel on the data channel").await { break Some(r) }
+                            continue;
+                        }
+                        let id = env.id.clone();
+                        match self.handle(env.msg, &mut tracks_rx).await {
+                            Ok(_) => {}
+                            Err(Fail(code, message)) => {
+                                if let Some(r) = self.strike(&mut socket, id, code, &message).await { break Some(r) }
+                            }
+                        }
+                    }
                 },
                 changed = tracks_changed => {
                     if !changed { tracks_rx = None; continue }
@@ -469,7 +507,60 @@ impl Connection {
                 Ok(None)
             }
             ClientMsg::Ping => Ok(Some(ServerMsg::Pong)),
+            ClientMsg::PushProcedure { procedure_id, version } => {
+                self.require(&[Role::Expert, Role::Admin], "push repair procedures")?;
+                self.room()?;
+                if procedure_id.len() > 128 {
+                    return Err(Fail(codes::TOO_LARGE, "procedure ids are at most 128 characters".into()));
+                }
+                let stored = crate::guidance::store::get(&self.state.db, &procedure_id, version)
+                    .await
+                    .map_err(|e| Fail(codes::INTERNAL, e.to_string()))?
+                    .ok_or(Fail(codes::NOT_FOUND, format!("no procedure `{procedure_id}`")))?;
+                self.guidance(GuidanceCmd::Push(Arc::new(stored.procedure))).await
+            }
+            ClientMsg::StepAnswer { procedure_id, index, answer, note } => {
+                self.require(&[Role::Customer], "answer step cards")?;
+                self.room()?;
+                if note.as_ref().is_some_and(|n| n.chars().count() > 500) {
+                    return Err(Fail(codes::TOO_LARGE, "a note is at most 500 characters".into()));
+                }
+                self.guidance(GuidanceCmd::Answer { procedure_id, index, answer, note }).await
+            }
+            ClientMsg::StepControl { action, index } => {
+                self.require(&[Role::Expert, Role::Admin], "move through a procedure")?;
+                self.room()?;
+                let c = match (action.as_str(), index) {
+                    ("next", _) => StepControl::Next,
+                    ("back", _) => StepControl::Back,
+                    ("skip", _) => StepControl::Skip,
+                    ("goto", Some(i)) => StepControl::Goto(i),
+                    _ => return Err(Fail(codes::MALFORMED, "action is next, back, skip, or goto with an index".into())),
+                };
+                self.guidance(GuidanceCmd::Control(c)).await
+            }
+            ClientMsg::Annotate { shape } => {
+                self.require(&[Role::Expert, Role::Admin], "annotate the video")?;
+                self.room()?;
+                self.guidance(GuidanceCmd::Annotate(shape)).await
+            }
+            ClientMsg::AnnotationRemove { shape_id } => {
+                self.require(&[Role::Expert, Role::Admin], "annotate the video")?;
+                self.room()?;
+                self.guidance(GuidanceCmd::Remove(shape_id)).await
+            }
+            ClientMsg::AnnotationClear => {
+                self.require(&[Role::Expert, Role::Admin], "annotate the video")?;
+                self.room()?;
+                self.guidance(GuidanceCmd::Clear).await
+            }
         }
+    }
+
+    async fn guidance(&self, cmd: GuidanceCmd) -> Result<Option<ServerMsg>, Fail> {
+        let peer = self.peer;
+        self.ask(|reply| HubCmd::Guidance { peer, cmd, reply }).await?;
+        Ok(None)
     }
 
     async fn relay(&self, msg: ServerMsg, customers_only: bool) -> Result<(), Fail> {
@@ -531,12 +622,20 @@ impl Connection {
                 while let Some(dc) = dcs.recv().await {
                     let _ = internal.send(Internal::DataChannel(dc.clone()));
                     let hub = hub.clone();
+                    let internal = internal.clone();
                     tokio::spawn(async move {
                         while let Some(ev) = dc.poll().await {
                             match ev {
                                 DataChannelEvent::OnMessage(m) if m.is_string && m.data.len() <= MAX_MESSAGE_BYTES => {
-                                    let text = String::from_utf8_lossy(&m.data).chars().take(MAX_CHAT_CHARS).collect();
-                                    let _ = hub.send(HubCmd::Relay { peer, msg: ServerMsg::Chat { from: peer, text }, customers_only: false }).await;
+                                    let text = String::from_utf8_lossy(&m.data).into_owned();
+                                    // A JSON message (`{"type": "annotate", ...}`) is handled like
+                                    // one from the socket; plain text is chat.
+                                    if text.starts_with('{') {
+                                        let _ = internal.send(Internal::DataChannelMessage(text));
+                                    } else {
+                                        let text = text.chars().take(MAX_CHAT_CHARS).collect();
+                                        let _ = hub.send(HubCmd::Relay { peer, msg: ServerMsg::Chat { from: peer, text }, customers_only: false }).await;
+                                    }
                                 }
                                 DataChannelEvent::OnClose => break,
                                 _ => {}

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::guidance::live::{Card, Shape, StepAnswer};
 use crate::ids::WorkOrderId;
 use crate::session::{Outcome, Part, PeerId};
 
@@ -76,6 +77,19 @@ pub enum ClientMsg {
     /// Expert: end the session with an outcome.
     End { outcome: Outcome },
     Ping,
+    /// Expert: show a repair procedure's step cards to the customer (current version
+    /// unless `version` is given).
+    PushProcedure { procedure_id: String, #[serde(default)] version: Option<u32> },
+    /// Customer: answer the step card shown (`index` is 1-based).
+    StepAnswer { procedure_id: String, index: usize, answer: StepAnswer, #[serde(default)] note: Option<String> },
+    /// Expert: `next`, `back`, `skip`, or `goto` with `index` (1-based).
+    StepControl { action: String, #[serde(default)] index: Option<usize> },
+    /// Expert: draw (or replace, same id) an annotation on the customer's video.
+    Annotate { shape: Shape },
+    /// Expert: undo one annotation.
+    AnnotationRemove { shape_id: String },
+    /// Expert: remove every annotation.
+    AnnotationClear,
 }
 
 /// A server message.
@@ -107,6 +121,16 @@ pub enum ServerMsg {
         snapshot_evidence_id: Option<crate::ids::EvidenceId>,
     },
     Pong,
+    /// The step card to show now (to everyone in the session).
+    StepCard { work_order_id: WorkOrderId, card: Card },
+    /// The customer's answer to a step card (to the experts).
+    StepAnswered { work_order_id: WorkOrderId, procedure_id: String, index: usize, answer: StepAnswer, note: Option<String> },
+    /// The procedure ended: `completed`, `switched` or `session_ended`.
+    ProcedureFinished { work_order_id: WorkOrderId, procedure_id: String, outcome: String, steps_done: usize, total: usize },
+    /// An annotation to draw (or redraw: same id) on the customer's video.
+    Annotation { from: PeerId, shape: Shape },
+    AnnotationRemoved { from: PeerId, shape_id: String },
+    AnnotationsCleared { from: PeerId },
     /// After `auth`: the STUN/TURN servers to configure, with this participant's own
     /// short-lived TURN credentials.
     IceServers { ice_servers: Vec<crate::media::turn::IceServer> },

@@ -44,6 +44,8 @@ const MIGRATIONS: &[(i64, &str, &str)] =
         (1, "foundation", include_str!("../../../migrations/0001_foundation.sql")),
         (2, "dispatch", include_str!("../../../migrations/0002_dispatch.sql")),
         (3, "surveys", include_str!("../../../migrations/0003_surveys.sql")),
+        (4, "webhooks", include_str!("../../../migrations/0004_webhooks.sql")),
+        (5, "guidance", include_str!("../../../migrations/0005_guidance.sql")),
     ];
 
 pub fn migrator() -> Migrator {

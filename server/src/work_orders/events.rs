@@ -162,6 +162,14 @@ pub enum Event {
     SlaWarning { clock: String, due: UnixMillis },
     /// An SLA clock passed its deadline unmet.
     SlaBreached { clock: String, due: UnixMillis },
+    /// The expert pushed a repair procedure in the live session.
+    ProcedureStarted { procedure_id: String, version: u32 },
+    /// A step card was shown (`via`: push, auto, next, back, skip, goto).
+    StepShown { procedure_id: String, version: u32, index: usize, via: String },
+    /// The customer's answer to a step card: done, failed, cannot.
+    StepAnswered { procedure_id: String, version: u32, index: usize, answer: String, note: Option<String> },
+    /// The procedure ended: completed, switched, session_ended.
+    ProcedureFinished { procedure_id: String, version: u32, outcome: String, steps_done: usize, total: usize },
     /// A satisfaction survey link was issued after a resolution.
     SurveySent { survey_id: String, url: String, expires_at: UnixMillis, follow_up_due: UnixMillis },
     /// The customer answered the survey.
@@ -221,6 +229,10 @@ impl Event {
             Event::VisitReport { .. } => "visit_report",
             Event::SlaWarning { .. } => "sla_warning",
             Event::SlaBreached { .. } => "sla_breached",
+            Event::ProcedureStarted { .. } => "procedure_started",
+            Event::StepShown { .. } => "step_shown",
+            Event::StepAnswered { .. } => "step_answered",
+            Event::ProcedureFinished { .. } => "procedure_finished",
             Event::SurveySent { .. } => "survey_sent",
             Event::SurveyAnswered { .. } => "survey_answered",
             Event::FollowUpDone { .. } => "follow_up_done",
@@ -321,7 +333,13 @@ pub fn decide(state: &WorkOrder, cmd: Command, actor: &Actor, sla: &SlaPolicy) -
             Ok(Event::DiagnosisAdded { evidence_id, source, verdict })
         }
         Command::RecordSession(e) => match e {
-            Event::SessionJoined { .. } | Event::SessionLeft { .. } | Event::SessionEnded { .. } => Ok(e),
+            Event::SessionJoined { .. }
+            | Event::SessionLeft { .. }
+            | Event::SessionEnded { .. }
+            | Event::ProcedureStarted { .. }
+            | Event::StepShown { .. }
+            | Event::StepAnswered { .. }
+            | Event::ProcedureFinished { .. } => Ok(e),
             other => Err(DecideError::NotASessionEvent(other.kind())),
         },
         Command::RecordDispatch(e) => {
@@ -444,7 +462,11 @@ pub fn apply(mut state: WorkOrder, event: &Event, at: UnixMillis) -> WorkOrder {
         | Event::SlaBreached { .. }
         | Event::SurveySent { .. }
         | Event::SurveyAnswered { .. }
-        | Event::FollowUpDone { .. } => {}
+        | Event::FollowUpDone { .. }
+        | Event::ProcedureStarted { .. }
+        | Event::StepShown { .. }
+        | Event::StepAnswered { .. }
+        | Event::ProcedureFinished { .. } => {}
     }
     state.updated_at = at;
     state.version += 1;

@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod evidence;
+pub mod kpis;
 pub mod lifecycle;
 pub mod model;
 pub mod repo;
