@@ -95,7 +95,13 @@ fn measure_cost(w: usize, h: usize, cfg: &TrackerConfig, reps: usize) -> Cost {
             tracking_at_end[slot] = anchors.iter().filter(|a| a.state() == TrackState::Tracking).count();
         }
     }
-    Cost { pyramid: ms(&pyramid), create: ms(&create), update: [ms(&update[0]), ms(&update[1])], created, tracking_at_end }
+    Cost {
+        pyramid: ms(&pyramid),
+        create: ms(&create),
+        update: [ms(&update[0]), ms(&update[1])],
+        created,
+        tracking_at_end,
+    }
 }
 
 fn main() {

@@ -394,3 +394,53 @@ async fn the_knowledge_base_files_define_product_lines_and_fault_codes_and_bad_f
     let e = fixline::app::start(c).await.err().expect("refused").to_string();
     assert!(e.contains("surface.scratches") && e.contains("model.onnx"), "{e}");
 }
+
+#[tokio::test]
+async fn explanations_show_the_region_behind_an_image_verdict_and_the_spectrum_behind_a_telemetry_one() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("key").await;
+    let wid = app.work_order(&customer, "P3").await["id"].as_str().unwrap().to_owned();
+    // A held-out NEU defect image filling a 400x400 picture, with one quadrant painted
+    // flat grey (no defect there): the region that drove the verdict must avoid that
+    // quadrant, and a photo of a flat surface has no region at all.
+    for (name, qx, qy) in [("patches/patches_2.png", 0u32, 0u32), ("inclusion/inclusion_1.png", 200, 200), ("crazing/crazing_1.png", 200, 0), ("pitted_surface/pitted_surface_1.png", 0, 200)] {
+        let defect = image::open(dataset_path(&format!("images/{name}"))).unwrap().to_luma8();
+        let mut pic = image::imageops::resize(&defect, 400, 400, image::imageops::FilterType::Triangle);
+        let mean = (pic.pixels().map(|p| u64::from(p[0])).sum::<u64>() / (400 * 400)) as u8;
+        image::imageops::overlay(&mut pic, &image::GrayImage::from_pixel(200, 200, image::Luma([mean])), i64::from(qx), i64::from(qy));
+        let mut png = Vec::new();
+        pic.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        let ev = app.raw(Method::POST, &format!("/api/v1/work-orders/{wid}/evidence?kind=photo"), Some(&t), "image/png", png).await.ok();
+        let id = ev["id"].as_str().unwrap();
+        let x = app.get(&format!("/api/v1/work-orders/{wid}/evidence/{id}/explanation"), &t).await.ok();
+        eprintln!("{name}: {} {:.3}, region {}", x["label"], x["probability"], x["region"]);
+        assert_eq!(x["grid"], 4);
+        let imp: Vec<f64> = x["importance"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(imp.len(), 16);
+        assert!(imp.iter().all(|v| v.is_finite() && *v >= 0.0));
+        // Mean importance per quadrant (2x2 cells each): the flat one is the lowest.
+        let quad = |qc: usize, qr: usize| (0..2).flat_map(|r| (0..2).map(move |c| (qr * 2 + r) * 4 + qc * 2 + c)).map(|i| imp[i]).sum::<f64>() / 4.0;
+        let flat = quad(qx as usize / 200, qy as usize / 200);
+        for (c, r) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            assert!(flat <= quad(c, r) + 1e-9, "{name}: the flat quadrant should matter least: {imp:?}");
+        }
+        // The region overlaps the flat quadrant by at most one cell (a quarter of it).
+        let r: Vec<f64> = x["region"].as_array().expect("a region").iter().map(|v| v.as_f64().unwrap()).collect();
+        let (fx0, fy0) = (f64::from(qx) / 400.0, f64::from(qy) / 400.0);
+        let overlap = (r[2].min(fx0 + 0.5) - r[0].max(fx0)).max(0.0) * (r[3].min(fy0 + 0.5) - r[1].max(fy0)).max(0.0);
+        assert!(overlap <= 0.0625 + 1e-9, "{name}: region {r:?} covers the flat quadrant at ({fx0}, {fy0})");
+    }
+    // Telemetry is explained by its envelope spectrum, with the defect frequencies marked.
+    let tele = app
+        .raw(Method::POST, &format!("/api/v1/work-orders/{wid}/evidence?kind=telemetry"), Some(&t), "application/octet-stream", raw_telemetry(&cwru("de12k/209_IR021_0hp.f32")[..30_000], 12_000, 1797.0))
+        .await
+        .ok();
+    let x = app.get(&format!("/api/v1/work-orders/{wid}/evidence/{}/explanation", tele["id"].as_str().unwrap()), &t).await.ok();
+    assert_eq!(x["kind"], "telemetry");
+    assert_eq!(x["diagnosis"]["hypotheses"][0]["fault_id"], "bearing.inner_race");
+    let markers = x["analysis"]["envelope"]["markers"].as_array().unwrap();
+    assert!(markers.iter().any(|m| m["name"] == "bpfi"), "{markers:?}");
+    assert!(!x["analysis"]["envelope"]["amplitude"].as_array().unwrap().is_empty());
+    app.stop().await;
+}

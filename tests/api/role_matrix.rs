@@ -141,6 +141,7 @@ async fn request_for(app: &TestApp, fx: &Fixture, spec: &RouteSpec, role: Option
         "list_evidence" => (format!("/api/v1/work-orders/{}/evidence", fx.evidence_wo), Body::None),
         "download_evidence" => (format!("/api/v1/work-orders/{}/evidence/{}", fx.evidence_wo, fx.evidence), Body::None),
         "create_invite" => (format!("/api/v1/work-orders/{}/invites", fresh_wo().await), Body::Json(json!({}))),
+        "explain_evidence" => (format!("/api/v1/work-orders/{}/evidence/{}/explanation", fx.evidence_wo, fx.evidence), Body::None),
         "get_diagnosis" => (format!("/api/v1/work-orders/{}/diagnosis", fx.evidence_wo), Body::None),
         "list_models" => ("/api/v1/models".into(), Body::None),
         "whip_ingest" => (format!("/api/v1/work-orders/{}/whip", fx.evidence_wo), Body::Raw("application/sdp", b"v=0".to_vec())),

@@ -206,6 +206,7 @@ try {
   };
   await shot(admin, "admin-zh");
   await admin.setViewportSize({ width: 390, height: 844 });
+  await admin.waitForTimeout(400); // the chart redraws at the new width
   await shot(admin, "admin-zh-phone");
   await adminCtx.close();
   out.ok = true;

@@ -101,13 +101,14 @@ function svg(tag, attrs, text) {
 }
 
 /// Horizontal bars: [{ label, value, max, text }].
-function bars(rows, caption) {
+/// Drawn at the container's width in CSS pixels, so text keeps its size on any screen.
+function bars(rows, caption, containerWidth) {
   const rowH = 30;
-  const width = 600;
-  const labelW = 210;
-  const valueW = 90;
+  const width = Math.round(Math.max(280, Math.min(containerWidth || 600, 900)));
+  const labelW = Math.round(Math.min(240, width * 0.38));
+  const valueW = 70;
   const height = rows.length * rowH + 8;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": caption, class: "bars" });
+  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": caption, class: "bars" });
   root.append(svg("title", {}, caption));
   const top = Math.max(...rows.map((r) => (r.max !== undefined ? r.max : r.value || 0)), 1e-9);
   rows.forEach((r, i) => {
@@ -116,7 +117,7 @@ function bars(rows, caption) {
     const scale = r.max !== undefined ? r.max : top;
     const len = r.value === null || r.value === undefined ? 0 : Math.max(0, Math.min(1, r.value / scale)) * (width - labelW - valueW);
     g.append(
-      svg("text", { x: labelW - 8, y: y + rowH / 2 + 5, "text-anchor": "end", class: "bar-label" }, r.label.length > 26 ? `${r.label.slice(0, 25)}…` : r.label),
+      svg("text", { x: labelW - 8, y: y + rowH / 2 + 5, "text-anchor": "end", class: "bar-label" }, clip(r.label, labelW)),
       svg("rect", { x: labelW, y: y + 4, width: width - labelW - valueW, height: rowH - 10, rx: 4, class: "bar-track" }),
       svg("rect", { x: labelW, y: y + 4, width: len.toFixed(1), height: rowH - 10, rx: 4, class: "bar" }),
       svg("text", { x: width - valueW + 8, y: y + rowH / 2 + 5, class: "bar-value" }, r.text),
@@ -127,21 +128,38 @@ function bars(rows, caption) {
   return root;
 }
 
+/// Shortens a label to fit `px` (about 8 px per Latin character, 15 per CJK one).
+function clip(label, px) {
+  let w = 0;
+  for (let i = 0; i < label.length; i++) {
+    w += label.charCodeAt(i) > 0x2e80 ? 15 : 8;
+    if (w > px - 16) return `${label.slice(0, Math.max(1, i - 1))}…`;
+  }
+  return label;
+}
+
+let resizeTimer;
+addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(renderChart, 150);
+});
+
 function renderChart() {
   const box = $("chart");
   box.replaceChildren();
+  const w = box.clientWidth;
   if (!report) return;
   const grouped = report.groups.length > 0;
   $("metric").closest("label").hidden = !grouped;
   if (!grouped) {
     // Overall: every rate side by side (satisfaction as a share of 5 stars).
     const rows = [...SHARES, "satisfaction"].map((k) => ({ label: t(`kpi_${k}`), ...metric(report.overall, k) }));
-    box.append(bars(rows, t("dash_chart_overall")));
+    box.append(bars(rows, t("dash_chart_overall"), w));
     return;
   }
   const key = $("metric").value;
   const rows = report.groups.map((g) => ({ label: groupLabel(g), ...metric(g.figures, key) }));
-  box.append(bars(rows, t("dash_chart_by", { metric: t(`kpi_${key}`), group: t(`dash_group_${report.group_by}`) })));
+  box.append(bars(rows, t("dash_chart_by", { metric: t(`kpi_${key}`), group: t(`dash_group_${report.group_by}`) }), w));
 }
 
 const groupLabel = (g) => (g.key === "unknown" ? t("dash_unknown") : g.label);

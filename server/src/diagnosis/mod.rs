@@ -17,6 +17,7 @@
 //! work-order events. It never panics on input: a bad image or signal is an error value.
 
 pub mod alerts;
+pub mod explain;
 pub mod fusion;
 pub mod image;
 pub mod manifest;

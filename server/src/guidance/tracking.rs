@@ -2274,18 +2274,6 @@ mod tests {
     }
 
     #[test]
-    fn zz_debug() {
-        let d = TrackerConfig::default;
-        for (name, cfg) in [("norefine", TrackerConfig { refine: false, ..d() }), ("w21", TrackerConfig { window: 21, ..d() }), ("w11", TrackerConfig { window: 11, ..d() }), ("sim", TrackerConfig { model: MotionModel::Similarity, ..d() })] {
-            for kind in [ClipKind::Translation, ClipKind::Combined, ClipKind::Perspective, ClipKind::FastPan, ClipKind::Occlusion] {
-                let clip = synthetic::clip_with(kind, 640, 480, Rough);
-                let r = synthetic::run(&clip, synthetic::REGION, &cfg);
-                eprintln!("{name} {}", synthetic::row(&r));
-            }
-        }
-    }
-
-    #[test]
     fn homography_math() {
         let h = [1.1, 0.05, 3.0, -0.04, 0.95, -2.0, 1e-4, -2e-4, 1.0];
         let src: Vec<[f64; 2]> = (0..12).map(|i| [(i * 37 % 200) as f64, (i * 91 % 150) as f64]).collect();

@@ -98,6 +98,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r!("GET" "/api/v1/work-orders/{id}/evidence", Roles(ALL), "list_evidence", "List a work order's evidence", "work-orders", None, 200 "EvidenceList"),
     r!("GET" "/api/v1/work-orders/{id}/evidence/{evidence_id}", Roles(ALL), "download_evidence", "Download one evidence file", "work-orders", None, 200 ""),
     r!("POST" "/api/v1/work-orders/{id}/invites", Roles(DESK), "create_invite", "Create a customer invite link for a work order", "work-orders", Some("InviteRequest"), 201 "Invite"),
+    r!("GET" "/api/v1/work-orders/{id}/evidence/{evidence_id}/explanation", Roles(ALL), "explain_evidence", "Which region of a photo or snapshot drove its classification (occlusion map)", "diagnosis", None, 200 "Explanation"),
     r!("GET" "/api/v1/work-orders/{id}/diagnosis", Roles(ALL), "get_diagnosis", "Get the fused, ranked diagnosis of a work order", "diagnosis", None, 200 "Diagnosis"),
     r!("POST" "/api/v1/assets/{id}/telemetry", Roles(STAFF), "ingest_telemetry", "Ingest a vibration recording of an asset (gateways); persistent faults open a work order", "diagnosis", None, 200 "TelemetryIngest"),
     r!("POST" "/api/v1/work-orders/{id}/whip", Roles(ALL), "whip_ingest", "Publish into a live session over WHIP (RFC 9725): body application/sdp", "live", None, 201 ""),

@@ -1,6 +1,7 @@
 //! The web pages (plain ES modules, no build step), embedded in the binary so a
 //! deployment is one file: the expert console at `/` and `/console`, the customer page
-//! at `/join` (invite links point there), assets under `/web/`.
+//! at `/join` (invite links point there), the dispatcher board at `/dispatch`, the
+//! technician's page at `/technician`, the service dashboard at `/admin`, assets under `/web/`.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};

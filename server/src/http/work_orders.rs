@@ -34,6 +34,7 @@ pub fn router(max_evidence_bytes: usize) -> Router<AppState> {
             get(list_evidence).post(upload_evidence).layer(DefaultBodyLimit::max(max_evidence_bytes)),
         )
         .route("/work-orders/{id}/evidence/{evidence_id}", get(download_evidence))
+        .route("/work-orders/{id}/evidence/{evidence_id}/explanation", get(explain_evidence))
         .route("/work-orders/{id}/invites", post(create_invite))
         .route("/work-orders/{id}/diagnosis", get(get_diagnosis))
         .route("/models", get(list_models))
@@ -528,6 +529,52 @@ async fn download_evidence(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// What drove a piece of evidence's diagnosis, for the console to show: for a photo or
+/// snapshot the region of the picture (occlusion sensitivity, see
+/// `diagnosis::explain`), for telemetry the envelope spectrum with the bearing defect
+/// frequencies marked (recomputed from the stored recording).
+async fn explain_evidence(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiPath((id, evidence_id)): ApiPath<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let w = visible(&state, &p, &id).await?;
+    let eid: EvidenceId = extract::id(&evidence_id, "evidence")?;
+    let ev = evidence::get(&state.db, eid).await?.filter(|e| e.work_order_id == w.id).ok_or_else(|| ApiError::not_found("evidence"))?;
+    let path = state.blobs.path_of(&ev.sha256).ok_or_else(|| ApiError::Internal("stored hash is malformed".into()))?;
+    if ev.kind == EvidenceKind::Telemetry {
+        let model = state
+            .diagnosis
+            .for_task(crate::diagnosis::manifest::Task::BearingFaultVibration)
+            .ok_or_else(|| ApiError::Unavailable("no vibration model is loaded (diagnosis is disabled)".into()))?;
+        let bytes = tokio::fs::read(&path).await.map_err(|e| ApiError::Internal(format!("evidence file {}: {e}", path.display())))?;
+        // Rate and speed travel inside raw (FXV1) and JSON recordings; a CSV needs them
+        // as upload parameters, which are not stored: such a recording cannot be redrawn.
+        let signal = crate::diagnosis::telemetry::Signal::parse(&ev.content_type, &bytes, None, None)
+            .map_err(|e| ApiError::Validation(format!("this recording cannot be re-analysed: {e}")))?;
+        let (verdict, analysis) = crate::diagnosis::diagnose_signal(model, signal).await.map_err(diagnose_error)?;
+        return Ok(Json(serde_json::json!({ "kind": "telemetry", "diagnosis": verdict, "analysis": analysis })));
+    }
+    let model = state
+        .diagnosis
+        .for_task(crate::diagnosis::manifest::Task::SurfaceDefectImage)
+        .ok_or_else(|| ApiError::Unavailable("no image model is loaded (diagnosis is disabled)".into()))?;
+    let bytes = tokio::fs::read(&path).await.map_err(|e| ApiError::Internal(format!("evidence file {}: {e}", path.display())))?;
+    let (max, weights) = (state.config.diagnosis.max_image_pixels, match &model.manifest.preprocessing {
+        crate::diagnosis::manifest::Preprocessing::Image(p) => p.luma_weights,
+        _ => [0.299, 0.587, 0.114],
+    });
+    let gray = tokio::task::spawn_blocking(move || crate::diagnosis::image::decode(&bytes, max, weights))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Validation(e.to_string()))?;
+    let grid = 4;
+    let x = crate::diagnosis::explain::explain(model, gray, grid).await.map_err(diagnose_error)?;
+    let mut v = serde_json::to_value(x).map_err(|e| ApiError::Internal(e.to_string()))?;
+    v["kind"] = serde_json::json!("image");
+    Ok(Json(v))
 }
 
 /// Streams a file in 64 KiB chunks without an extra crate.
