@@ -41,6 +41,7 @@ async fn an_expert_annotates_and_guides_a_customer_through_step_cards_in_chromiu
     assert_eq!(result["expertSawAnswers"], json!(["done", "failed"]));
     assert_eq!(result["card1Safety"], true, "the first brush step carries its safety notice");
     eprintln!("annotation latency (ms): {}", result["latency"]);
+    assert!(!result["explanation"].as_str().unwrap_or_default().is_empty(), "{result}");
 
     // The answers are on the record.
     let ev = app.get(&format!("/api/v1/work-orders/{wid}/events?limit=200"), &t).await.ok();
@@ -54,8 +55,11 @@ async fn an_expert_annotates_and_guides_a_customer_through_step_cards_in_chromiu
     assert_eq!(answers, [(1, "done".to_owned()), (2, "failed".to_owned())]);
     // The snapshot: a raw frame and an annotated one, both PNG, and they differ.
     let list = app.get(&format!("/api/v1/work-orders/{wid}/evidence"), &t).await.ok();
-    let snaps: Vec<&Value> = list["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "snapshot" && e["content_type"] == "image/png").collect();
+    let saved = |prefix: &str| list["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "snapshot" && e["filename"].as_str().is_some_and(|f| f.starts_with(prefix))).cloned().collect::<Vec<Value>>();
+    let snaps = [saved("frame-"), saved("annotated-")].concat();
     assert_eq!(snaps.len(), 2, "{list}");
+    // ...and the server-side snapshot the explanation was computed for.
+    assert_eq!(saved("snapshot").len(), 1, "{list}");
     assert_ne!(snaps[0]["sha256"], snaps[1]["sha256"]);
     app.stop().await;
 }

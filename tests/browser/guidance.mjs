@@ -146,6 +146,13 @@ try {
   await expert.mouse.up();
   await expert.click("#save-snapshot");
   await expert.waitForFunction(() => /saved|保存/.test(document.getElementById("status").textContent), null, { timeout });
+
+  step("a server snapshot is diagnosed and explained next to the diagnosis");
+  await expert.click("#freeze");
+  await expert.click("#snapshot");
+  await expert.waitForSelector('#evidence-caption[data-kind="image"]', { timeout });
+  out.explanation = await expert.textContent("#evidence-caption");
+  out.explanationRegion = await expert.getAttribute("#evidence-caption", "data-region");
   out.ok = true;
   console.log(JSON.stringify(out));
 } catch (e) {

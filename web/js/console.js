@@ -225,7 +225,99 @@ function wireGuidance() {
   });
   // Other experts' annotations.
   signal.addEventListener("annotation", (e) => overlay.set(e.detail.shape));
+  signal.addEventListener("annotation_moved", (e) => overlay.move(e.detail.shape_id, e.detail.points, e.detail.tracking));
   signal.addEventListener("annotation_removed", (e) => overlay.remove(e.detail.shape_id));
   signal.addEventListener("annotations_cleared", () => overlay.clear());
 }
 window.addEventListener("fixline:signal", wireGuidance);
+
+// ---- Why the diagnosis says so: the region of a snapshot, the spectrum of a recording ----
+
+/// Fetches an evidence file with the expert's token and decodes it as an image.
+async function evidenceImage(evidenceId) {
+  const r = await fetch(`/api/v1/work-orders/${workOrderId}/evidence/${evidenceId}`, { headers: { authorization: `Bearer ${signal.token}` } });
+  return createImageBitmap(await r.blob());
+}
+
+async function showExplanation(evidenceId) {
+  const x = await api(`/work-orders/${workOrderId}/evidence/${evidenceId}/explanation`, { token: signal.token });
+  const c = $("evidence-canvas");
+  const g = c.getContext("2d");
+  $("evidence-view").hidden = false;
+  const cap = $("evidence-caption");
+  cap.dataset.kind = x.kind;
+  if (x.kind === "image") {
+    const img = await evidenceImage(evidenceId);
+    c.width = 320;
+    c.height = Math.round((320 * img.height) / img.width);
+    g.drawImage(img, 0, 0, c.width, c.height);
+    // Importance heat over the square the model looks at, then the region's box.
+    const [x0, y0, x1, y1] = x.crop.map((v, i) => v * (i % 2 ? c.height : c.width));
+    const n = x.grid;
+    const top = Math.max(...x.importance, 1e-9);
+    x.importance.forEach((v, i) => {
+      g.fillStyle = `rgba(255, 80, 0, ${(0.45 * v) / top})`;
+      g.fillRect(x0 + ((i % n) * (x1 - x0)) / n, y0 + (Math.floor(i / n) * (y1 - y0)) / n, (x1 - x0) / n, (y1 - y0) / n);
+    });
+    if (x.region) {
+      const [rx0, ry0, rx1, ry1] = x.region;
+      g.strokeStyle = "#ffd60a";
+      g.lineWidth = 3;
+      g.strokeRect(rx0 * c.width, ry0 * c.height, (rx1 - rx0) * c.width, (ry1 - ry0) * c.height);
+      cap.dataset.region = x.region.join(",");
+    }
+    cap.textContent = t("explain_image", { label: x.label, percent: Math.round(x.probability * 100) });
+  } else {
+    // Envelope spectrum with the bearing defect frequencies marked.
+    const env = x.analysis.envelope;
+    c.width = 320;
+    c.height = 180;
+    g.fillStyle = "#fff";
+    g.fillRect(0, 0, c.width, c.height);
+    const maxHz = Math.min(env.hz_per_bin * env.amplitude.length, 600);
+    const bins = Math.floor(maxHz / env.hz_per_bin);
+    const peak = Math.max(...env.amplitude.slice(1, bins), 1e-12);
+    g.strokeStyle = "#1f3a5f";
+    g.beginPath();
+    for (let i = 1; i < bins; i++) {
+      const px = (i / bins) * c.width;
+      const py = c.height - 14 - (env.amplitude[i] / peak) * (c.height - 30);
+      i === 1 ? g.moveTo(px, py) : g.lineTo(px, py);
+    }
+    g.stroke();
+    g.font = "10px system-ui, sans-serif";
+    for (const m of env.markers.filter((m) => m.harmonic === 1 && m.hz < maxHz)) {
+      const px = (m.hz / maxHz) * c.width;
+      g.strokeStyle = "#d9480f";
+      g.setLineDash([3, 3]);
+      g.beginPath();
+      g.moveTo(px, 12);
+      g.lineTo(px, c.height - 14);
+      g.stroke();
+      g.setLineDash([]);
+      g.fillStyle = "#d9480f";
+      g.fillText(m.name.toUpperCase(), px + 2, 10);
+    }
+    g.fillStyle = "#4e5969";
+    g.fillText(`0 – ${Math.round(maxHz)} Hz`, 4, c.height - 2);
+    const h = x.diagnosis.hypotheses[0];
+    cap.textContent = t("explain_spectrum", { label: h.label, percent: Math.round(h.probability * 100) });
+    cap.dataset.markers = String(env.markers.length);
+  }
+}
+
+window.addEventListener("fixline:signal", () => {
+  signal.addEventListener("live_diagnosis", (e) => {
+    if (e.detail.snapshot_evidence_id) showExplanation(e.detail.snapshot_evidence_id).catch((err) => console.warn("explanation", err));
+  });
+  signal.addEventListener("session_started", async () => {
+    // A recording already on the work order: show its spectrum.
+    try {
+      const list = await api(`/work-orders/${workOrderId}/evidence`, { token: signal.token });
+      const tele = list.items.filter((e) => e.kind === "telemetry").pop();
+      if (tele) await showExplanation(tele.id);
+    } catch (err) {
+      console.warn("evidence", err);
+    }
+  });
+});
