@@ -74,7 +74,7 @@ async fn world(app: &TestApp, stock: i64) -> World {
 
 async fn spindle_work_order(app: &TestApp, w: &World, priority: &str) -> String {
     let wo = app
-        .post("/api/v1/work-orders", &app.admin_token, json!({ "customer_id": w.customer, "asset_id": w.asset, "title": "Spindle bearing noise", "priority": priority }))
+        .post("/api/v1/work-orders", &app.admin_token, json!({ "customer_id": w.customer, "asset_id": w.asset, "title": "Spindle bearing noise", "priority": priority, "fault_codes": ["SP-102"] }))
         .await
         .ok()["id"]
         .as_str()
@@ -151,6 +151,12 @@ async fn an_escalated_work_order_reaches_the_right_technician_with_its_parts_and
         assert_eq!(d["escalations"][0]["payload"]["availability"], "weekdays 8-17");
         assert_eq!(d["reservations"][0]["quantity"], 2);
         assert_eq!(d["reservations"][0]["status"], "reserved");
+        // The visit's procedure follows the diagnosis (fault code SP-102: outer race):
+        // the onsite bearing replacement, its steps as the checklist, its parts.
+        assert_eq!(d["procedure"]["id"], "proc.spindle_bearing_replace", "{backend:?}");
+        assert!(d["checklist"].as_array().unwrap().len() >= 3);
+        assert!(!d["checklist"][0]["zh"].as_str().unwrap().is_empty());
+        assert!(d["suggested_parts"].as_array().unwrap().iter().any(|p| p["sku"].as_str().unwrap().starts_with("SPB-")), "{}", d["suggested_parts"]);
 
         app.post(&format!("/api/v1/assignments/{aid}/answer"), &w.near.token, json!({ "accept": true })).await.ok();
         assert_eq!(app.get(&format!("/api/v1/work-orders/{wo}"), &admin).await.ok()["status"], "scheduled");

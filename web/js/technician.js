@@ -196,9 +196,11 @@ function summary(p) {
   }
 }
 
-/// Checklist items from earlier visits of this work order (steps already tried).
+/// Checklist items: the visit procedure's steps (in the page's language), then items
+/// from earlier visits of this work order (steps already tried).
 function earlierSteps(d) {
-  const items = [];
+  const zh = document.documentElement.lang === "zh-CN";
+  const items = (d.checklist || []).map((c) => (zh ? c.zh : c.en));
   for (const e of d.history) {
     if (e.kind !== "visit_report") continue;
     for (const c of e.payload.checklist) if (!items.includes(c.item)) items.push(c.item);

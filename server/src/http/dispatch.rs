@@ -96,6 +96,42 @@ pub struct Dossier {
     history: Vec<EventView>,
     reservations: Vec<Reservation>,
     assignments: Vec<Assignment>,
+    /// The procedure for the visit: the onsite procedure of the most likely fault on the
+    /// asset's product line, else the one pushed in the remote session.
+    procedure: Option<crate::guidance::store::StoredProcedure>,
+    /// The visit's checklist: that procedure's steps (both languages).
+    checklist: Vec<ChecklistStep>,
+    /// Parts that procedure needs (the diagnosis's suggestion), with names.
+    suggested_parts: Vec<Part>,
+}
+
+#[derive(Serialize)]
+pub struct ChecklistStep {
+    en: String,
+    zh: String,
+    check_en: String,
+    check_zh: String,
+}
+
+/// The onsite procedure for a work order: for the fused diagnosis's top hypotheses
+/// (confidence >= 0.2), the first procedure on the asset's line that is not remote
+/// (an onsite job), else the first one; failing that, the last one pushed in a session.
+async fn visit_procedure(
+    state: &AppState,
+    hypotheses: &[crate::diagnosis::fusion::RankedFault],
+    product_line: Option<&str>,
+    started: Option<(String, u32)>,
+) -> Result<Option<crate::guidance::store::StoredProcedure>, ApiError> {
+    for h in hypotheses.iter().filter(|h| h.confidence >= 0.2).take(3) {
+        let procs = crate::guidance::store::for_fault(&state.db, &h.fault_id, product_line).await?;
+        if let Some(p) = procs.iter().find(|p| !p.procedure.remote_ok).or(procs.first()) {
+            return Ok(Some(p.clone()));
+        }
+    }
+    match started {
+        Some((id, version)) => Ok(crate::guidance::store::get(&state.db, &id, Some(version)).await?),
+        None => Ok(None),
+    }
 }
 
 async fn dossier(State(state): State<AppState>, p: Principal, ApiPath(id): ApiPath<String>) -> Result<Json<Dossier>, ApiError> {
@@ -117,8 +153,13 @@ async fn dossier(State(state): State<AppState>, p: Principal, ApiPath(id): ApiPa
     let events = repo::all_events(&state.db, w.id).await?;
     let mut escalations = Vec::new();
     let mut history = Vec::new();
+    let mut started = None;
     for e in events {
+        if let Event::ProcedureStarted { procedure_id, version } = &e.event {
+            started = Some((procedure_id.clone(), *version));
+        }
         match &e.event {
+            Event::ProcedureStarted { .. } | Event::StepAnswered { .. } | Event::ProcedureFinished { .. } => history.push(e.into()),
             Event::EscalationRecorded { .. } => escalations.push(e.into()),
             Event::SessionEnded { .. }
             | Event::NoteAdded { .. }
@@ -129,8 +170,24 @@ async fn dossier(State(state): State<AppState>, p: Principal, ApiPath(id): ApiPa
             _ => {}
         }
     }
+    let diagnosis = diagnosis_of(&state, &w).await?;
+    let procedure = visit_procedure(&state, &diagnosis.hypotheses, product_line.as_deref(), started).await?;
+    let checklist = procedure
+        .iter()
+        .flat_map(|p| &p.procedure.steps)
+        .map(|s| ChecklistStep { en: s.instruction_en.clone(), zh: s.instruction_zh.clone(), check_en: s.check_en.clone(), check_zh: s.check_zh.clone() })
+        .collect();
+    let mut suggested_parts = Vec::new();
+    for sku in procedure.iter().flat_map(|p| p.procedure.parts()) {
+        if let Some(part) = parts::part(&state.db, sku).await? {
+            suggested_parts.push(part);
+        }
+    }
     Ok(Json(Dossier {
-        diagnosis: diagnosis_of(&state, &w).await?,
+        diagnosis,
+        procedure,
+        checklist,
+        suggested_parts,
         customer: c::customer(&state.db, w.customer_id).await?,
         evidence: evidence::list(&state.db, w.id).await?,
         reservations: parts::reservations(&state.db, w.id).await?,
