@@ -101,6 +101,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         std::time::Duration::from_secs(config.sessions.grace_secs),
         config.sessions.max_participants,
         config.sessions.avg_session_minutes * 60,
+        crate::guidance::anchoring::AnchoringConfig::new(config.guidance.anchor_fps, config.guidance.max_anchors),
     );
     Ok(AppState {
         guidance: Arc::new(guidance),

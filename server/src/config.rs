@@ -50,6 +50,7 @@ pub struct Config {
     pub diagnosis: DiagnosisConfig,
     pub media: MediaConfig,
     pub sessions: SessionsConfig,
+    pub guidance: GuidanceConfig,
     pub tls: TlsConfig,
     pub dispatch: crate::dispatch::flow::DispatchConfig,
     pub sla_timers: crate::work_orders::sla_timers::SlaTimerConfig,
@@ -73,6 +74,7 @@ impl Default for Config {
             diagnosis: DiagnosisConfig::default(),
             media: MediaConfig::default(),
             sessions: SessionsConfig::default(),
+            guidance: GuidanceConfig::default(),
             tls: TlsConfig::default(),
             dispatch: Default::default(),
             sla_timers: Default::default(),
@@ -304,6 +306,24 @@ impl Default for SessionsConfig {
     }
 }
 
+/// Guidance in live sessions (docs/guidance.md, docs/anchoring.md).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuidanceConfig {
+    /// Annotation anchoring: frames of the customer's video tracked per second while a
+    /// session has anchored annotations (every frame is decoded then); 0 turns
+    /// anchoring off (keyframes only, for diagnosis).
+    pub anchor_fps: u32,
+    /// Most anchored annotations per session; later ones stay where they were drawn.
+    pub max_anchors: usize,
+}
+
+impl Default for GuidanceConfig {
+    fn default() -> Self {
+        Self { anchor_fps: 10, max_anchors: 20 }
+    }
+}
+
 /// Command-line and environment overrides for the four top-level options.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -467,6 +487,12 @@ impl Config {
         }
         if self.sessions.max_participants < 2 || self.sessions.max_participants > 50 {
             return key("sessions.max_participants", "must be between 2 and 50");
+        }
+        if self.guidance.anchor_fps > 30 {
+            return key("guidance.anchor_fps", "must be between 0 and 30");
+        }
+        if self.guidance.max_anchors == 0 || self.guidance.max_anchors > crate::guidance::live::MAX_SHAPES {
+            return key("guidance.max_anchors", "must be between 1 and 100");
         }
         if self.sessions.grace_secs == 0 {
             return key("sessions.grace_secs", "must be positive");

@@ -19,6 +19,15 @@
 //! * [`customers`] — customers, sites, assets and product lines with their fault codes.
 //! * [`webhooks`] — signed outgoing webhooks (Standard Webhooks) for work-order events:
 //!   endpoints, a delivery log, and a background worker with retries.
+//! * [`diagnosis`] — ONNX models (registry, workers), preprocessing, telemetry features,
+//!   fusion, explanations.
+//! * [`session`], [`signal`], [`media`] — the live session: queue and rooms (pure), the
+//!   signaling WebSocket and its hub task, the SFU and the frame tap.
+//! * [`guidance`] — the knowledge base (procedures, parts; versioned, searchable), step
+//!   cards and annotations in a session, anchor tracking.
+//! * [`dispatch`] — technicians, working hours, matching, parts and stock, and the
+//!   escalation -> offer -> visit flow.
+//! * [`webhooks`] — signed outgoing webhooks for work-order events.
 //! * [`store`] — the database pool (SQLite or PostgreSQL through `sqlx::Any`) and the
 //!   embedded migrations.
 //!

@@ -90,6 +90,15 @@ async fn request_for(app: &TestApp, fx: &Fixture, spec: &RouteSpec, role: Option
                 (format!("/api/v1/users/{}/password", s.user_id), Body::Json(json!({ "new_password": "a brand new password" })))
             }
         }
+        "get_expert_skills" | "put_expert_skills" => {
+            let e = app.user(Role::Expert, None).await;
+            let path = format!("/api/v1/users/{}/skills", e.user_id);
+            if spec.method == "PUT" {
+                (path, Body::Json(json!({ "product_lines": [] })))
+            } else {
+                (path, Body::None)
+            }
+        }
         "list_customers" => ("/api/v1/customers".into(), Body::None),
         "create_customer" => ("/api/v1/customers".into(), Body::Json(json!({ "name": "Acme", "tier": "key" }))),
         "get_customer" => (format!("/api/v1/customers/{}", fx.customer), Body::None),

@@ -321,3 +321,35 @@ window.addEventListener("fixline:signal", () => {
     }
   });
 });
+
+// ---- A second expert: invite a colleague into the session, or accept an invitation ----
+window.addEventListener("fixline:signal", () => {
+  signal.addEventListener("session_started", () => {
+    $("colleagues-card").hidden = false;
+    signal.send({ type: "list_experts" });
+  });
+  signal.addEventListener("experts", (e) => {
+    const ul = $("colleagues");
+    ul.replaceChildren();
+    for (const x of e.detail.items) {
+      const li = document.createElement("li");
+      const label = document.createElement("span");
+      label.textContent = `${x.name}${x.busy ? ` (${t("busy")})` : ""}`;
+      const b = document.createElement("button");
+      b.className = "secondary";
+      b.textContent = t("invite");
+      b.dataset.expert = x.user_id;
+      b.onclick = () => signal.send({ type: "invite_expert", user_id: x.user_id });
+      li.append(label, b);
+      ul.append(li);
+    }
+  });
+  signal.addEventListener("invitation", (e) => {
+    $("invitation-card").hidden = false;
+    $("invitation-text").textContent = t("invitation", { name: e.detail.from_name, title: e.detail.title });
+    $("invitation-join").onclick = () => {
+      $("invitation-card").hidden = true;
+      signal.send({ type: "join", work_order_id: e.detail.work_order_id });
+    };
+  });
+});

@@ -75,6 +75,7 @@ $("start").onclick = async () => {
     if (shape.sent_at) window.fixlineDebug.annotations.push({ id: shape.id, latencyMs: Date.now() - shape.sent_at });
   };
   signal.addEventListener("annotation", (e) => overlay.set(e.detail.shape));
+  signal.addEventListener("annotation_moved", (e) => overlay.move(e.detail.shape_id, e.detail.points, e.detail.tracking));
   signal.addEventListener("annotation_removed", (e) => overlay.remove(e.detail.shape_id));
   signal.addEventListener("annotations_cleared", () => overlay.clear());
   let card = null;

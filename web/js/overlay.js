@@ -70,6 +70,16 @@ export class Overlay {
     this.render();
   }
 
+  /// `annotation_moved`: the server tracked an anchored shape to a new place on the
+  /// moving picture (its points as drawn, mapped), or lost it (`tracking: "lost"`:
+  /// drawn faded). Unknown ids (removed meanwhile) are ignored.
+  move(id, points, tracking) {
+    const s = this.shapes.get(id);
+    if (!s || !Array.isArray(points) || points.length !== s.points.length) return;
+    this.shapes.set(id, { ...s, points, tracking });
+    this.render();
+  }
+
   clear() {
     this.shapes.clear();
     this.render();

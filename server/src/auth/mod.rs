@@ -8,6 +8,7 @@
 pub mod password;
 pub mod rate_limit;
 pub mod repo;
+pub mod skills;
 pub mod tokens;
 
 use serde::Serialize;

@@ -2,6 +2,7 @@
 //! loaded into the database with versions), step cards pushed in a live session, and the
 //! expert's annotations with their anchoring on the customer's video.
 
+pub mod anchoring;
 pub mod live;
 pub mod procedures;
 pub mod store;

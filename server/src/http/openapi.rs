@@ -298,6 +298,7 @@ fn dispatch_schemas() -> Value {
             "follow_up_due": time, "follow_up_done_at": { "type": ["string", "null"], "format": "date-time" }, "follow_up_note": opt("string") } },
         "FollowUpList": list("FollowUp"),
         "FollowUpDone": obj(&["note"], json!({ "note": { "type": "string", "maxLength": 2000 } })),
+        "ExpertSkills": obj(&["product_lines"], json!({ "product_lines": { "type": "array", "maxItems": 100, "items": s("string") } })),
         "Explanation": { "type": "object", "description": "kind image: the region of the picture behind the verdict (occlusion map); kind telemetry: diagnosis and analysis (envelope spectrum with defect-frequency markers)",
             "properties": { "kind": { "enum": ["image", "telemetry"] }, "diagnosis": { "type": "object" }, "analysis": { "type": "object" }, "model": s("string"), "fault_id": s("string"), "label": s("string"), "probability": s("number"),
             "grid": s("integer"), "importance": { "type": "array", "items": s("number") },

@@ -74,6 +74,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r!("POST" "/api/v1/users", Roles(ADMIN), "create_user", "Create a user", "users", Some("NewUser"), 201 "User"),
     r!("GET" "/api/v1/users/{id}", Roles(ADMIN), "get_user", "Get a user", "users", None, 200 "User"),
     r!("POST" "/api/v1/users/{id}/password", Roles(ADMIN), "reset_password", "Reset a user's password", "users", Some("ResetPasswordRequest"), 204 ""),
+    r!("GET" "/api/v1/users/{id}/skills", Roles(ADMIN), "get_expert_skills", "Get the product lines an expert takes calls for", "users", None, 200 "ExpertSkills"),
+    r!("PUT" "/api/v1/users/{id}/skills", Roles(ADMIN), "put_expert_skills", "Set the product lines an expert takes calls for (empty: every line)", "users", Some("ExpertSkills"), 200 "ExpertSkills"),
     r!("GET" "/api/v1/customers", Roles(STAFF), "list_customers", "List customers", "customers", None, 200 "CustomerPage"),
     r!("POST" "/api/v1/customers", Roles(OFFICE), "create_customer", "Create a customer", "customers", Some("NewCustomer"), 201 "Customer"),
     r!("GET" "/api/v1/customers/{id}", Roles(ALL), "get_customer", "Get a customer", "customers", None, 200 "Customer"),

@@ -18,6 +18,42 @@ pub fn router() -> Router<AppState> {
         .route("/users", get(list).post(create))
         .route("/users/{id}", get(get_one))
         .route("/users/{id}/password", post(reset_password))
+        .route("/users/{id}/skills", get(get_skills).put(put_skills))
+}
+
+/// The product lines an expert takes calls for (empty: every line).
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Skills {
+    product_lines: Vec<String>,
+}
+
+async fn expert(state: &AppState, id: &str) -> Result<UserId, ApiError> {
+    let uid: UserId = extract::id(id, "user")?;
+    match repo::user_by_id(&state.db, uid).await? {
+        Some(u) if u.role == Role::Expert => Ok(uid),
+        Some(_) => Err(ApiError::Validation("skills are for users with the expert role".into())),
+        None => Err(ApiError::not_found("user")),
+    }
+}
+
+async fn get_skills(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Skills>, ApiError> {
+    let uid = expert(&state, &id).await?;
+    Ok(Json(Skills { product_lines: crate::auth::skills::of(&state.db, uid).await?.unwrap_or_default() }))
+}
+
+async fn put_skills(State(state): State<AppState>, ApiPath(id): ApiPath<String>, ApiJson(req): ApiJson<Skills>) -> Result<Json<Skills>, ApiError> {
+    let uid = expert(&state, &id).await?;
+    if req.product_lines.len() > 100 {
+        return Err(ApiError::Validation("product_lines: at most 100".into()));
+    }
+    let known: Vec<String> = crate::customers::repo::list_product_lines(&state.db).await?.into_iter().map(|l| l.code).collect();
+    if let Some(bad) = req.product_lines.iter().find(|l| !known.contains(l)) {
+        return Err(ApiError::Validation(format!("product_lines: `{bad}` is not a product line")));
+    }
+    crate::auth::skills::set(&state.db, uid, &req.product_lines).await?;
+    // Takes effect the next time the expert goes online (the console does on login).
+    Ok(Json(Skills { product_lines: crate::auth::skills::of(&state.db, uid).await?.unwrap_or_default() }))
 }
 
 #[derive(Deserialize)]

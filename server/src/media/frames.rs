@@ -1,25 +1,38 @@
 //! The frame tap: decodes a published VP8 track (libvpx, Debian's `libvpx-dev`) and
-//! hands out luma frames at a sampling rate, plus on-demand snapshots, for diagnosis.
+//! hands out luma frames at a sampling rate, plus on-demand snapshots, for diagnosis,
+//! and tracking frames for annotation anchoring.
 //!
 //! Forwarding never waits for it: the tap takes packets from the track's broadcast
 //! with `try_send` into a bounded queue feeding a dedicated decoder thread. It decodes
-//! only what it needs: once per sampling interval (and on a snapshot request) it asks
-//! the publisher for a keyframe (PLI) and decodes that keyframe alone; every other
-//! frame is skipped without decoding. A keyframe needs no earlier frame, so nothing
-//! is lost, and the decoder costs one frame per interval instead of every frame.
+//! only what it needs:
+//!
+//! - **Keyframes only** (no annotation anchored in the session): once per sampling
+//!   interval (and on a snapshot request) it asks the publisher for a keyframe (PLI,
+//!   RFC 4585 §6.3.1) and decodes that keyframe alone; every other frame is skipped
+//!   without decoding. A keyframe needs no earlier frame, so nothing is lost, and the
+//!   decoder costs one frame per interval instead of every frame.
+//! - **Every frame** (the room's tracking rate, [`TrackingLink::fps`], is above 0):
+//!   inter frames are predicted from earlier ones (RFC 6386 §9.7), so from a keyframe
+//!   on (asked for with a PLI) every frame is decoded; every `1/fps` of media time
+//!   (RTP timestamps, 90 kHz) one is delivered as a [`TrackingFrame`] into a watch
+//!   channel: latest wins, nothing stale queues up. Diagnosis samples are then taken
+//!   from the decoded stream without a PLI. A gap in the RTP sequence numbers (loss,
+//!   a reordered packet, or this tap's queue overflowing) breaks the chain of
+//!   references: decoding stops until the next keyframe, asked for with a PLI within
+//!   100 ms (at most one a second, as for samples).
 
 use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use vpx_sys::*;
 
-use super::room::Published;
+use super::room::{Published, RoomStats};
 
 /// A decoded frame's luma plane.
 #[derive(Clone, Debug)]
@@ -92,6 +105,32 @@ impl Drop for Vp8Decoder {
     }
 }
 
+/// A decoded frame for annotation tracking (luma plane).
+#[derive(Debug)]
+pub struct TrackingFrame {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+    /// RTP timestamp of the frame (90 kHz media clock, RFC 7741 §4.1): which picture.
+    pub rtp_timestamp: u32,
+    /// Tracking frames delivered in the room before this one (gaps: frames replaced
+    /// before anyone took them).
+    pub seq: u64,
+    pub decoded_at: Instant,
+}
+
+/// What a tap needs from its room for annotation tracking.
+#[derive(Clone)]
+pub struct TrackingLink {
+    /// Tracking frames per second wanted; 0: keyframes only.
+    pub fps: watch::Receiver<u32>,
+    /// Where tracking frames go (the latest replaces one not yet taken).
+    pub frames: watch::Sender<Option<Arc<TrackingFrame>>>,
+    pub stats: Arc<RoomStats>,
+    /// The session ended: the tap stops.
+    pub ended: watch::Receiver<bool>,
+}
+
 /// A running tap; dropping the receiver stops it.
 pub struct FrameTap {
     pub frames: mpsc::Receiver<LumaFrame>,
@@ -109,18 +148,39 @@ impl FrameTap {
     }
 }
 
-/// Starts decoding a published VP8 track; a frame is delivered every `every` (and on
-/// snapshot requests). Stops when the receiver is dropped or the track ends.
-pub fn tap(track: Arc<Published>, every: Duration) -> FrameTap {
+/// True when `seq` does not follow `last` (RTP sequence numbers wrap at 2^16).
+fn is_gap(last: Option<u16>, seq: u16) -> bool {
+    last.is_some_and(|l| l.wrapping_add(1) != seq)
+}
+
+/// True when a frame with RTP timestamp `ts` is due for tracking, the last delivered
+/// having `last`, at `fps`: at least 90 % of a period of media time later (so 30 fps
+/// video gives exactly every third frame at 10 fps), or earlier (a new stream).
+fn tracking_due(last: Option<u32>, ts: u32, fps: u32) -> bool {
+    let Some(last) = last else { return true };
+    let period = 90_000 / fps.max(1);
+    let d = ts.wrapping_sub(last);
+    d >= period * 9 / 10 || d > u32::MAX / 2
+}
+
+/// Starts decoding a published VP8 track; a frame is delivered every `every` (when
+/// given) and on snapshot requests, and tracking frames go to `tracking` at the rate
+/// it asks for. Stops when the receiver is dropped, or the session ends.
+pub fn tap(track: Arc<Published>, every: Option<Duration>, tracking: Option<TrackingLink>) -> FrameTap {
     let (frames_tx, frames) = mpsc::channel::<LumaFrame>(2);
     let snapshot = Arc::new(AtomicBool::new(false));
     let (pkt_tx, pkt_rx) = std::sync::mpsc::sync_channel::<rtc::rtp::Packet>(512);
-    // Set while a sample is due: the thread decodes the next keyframe, then clears it.
-    let want = Arc::new(AtomicBool::new(true));
+    // Set while a sample is due: the thread decodes the next keyframe (or, while it
+    // decodes every frame, the next frame), then clears it.
+    let want = Arc::new(AtomicBool::new(every.is_some()));
+    // Set by the thread while it decodes every frame (a keyframe and no gap since).
+    let synced = Arc::new(AtomicBool::new(false));
     // Async side: copy packets out of the fan-out without ever waiting, and ask for a
-    // keyframe whenever a sample is due.
+    // keyframe whenever a sample is due or tracking needs one.
     {
-        let (track, want, snap) = (track.clone(), want.clone(), snapshot.clone());
+        let (track, want, snap, synced) = (track.clone(), want.clone(), snapshot.clone(), synced.clone());
+        let mut fps_rx = tracking.as_ref().map(|t| t.fps.clone());
+        let mut ended = tracking.as_ref().map(|t| t.ended.clone());
         let mut rx = track.subscribe_packets();
         tokio::spawn(async move {
             let mut next_sample = tokio::time::Instant::now();
@@ -133,22 +193,43 @@ pub fn tap(track: Arc<Published>, every: Duration) -> FrameTap {
                             if let Err(std::sync::mpsc::TrySendError::Disconnected(_)) = pkt_tx.try_send(p) {
                                 break;
                             }
+                            continue;
                         }
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(broadcast::error::RecvError::Closed) => break,
                     },
-                    _ = tick.tick() => {
-                        let now = tokio::time::Instant::now();
-                        if now >= next_sample || snap.load(Ordering::Relaxed) {
-                            want.store(true, Ordering::Relaxed);
-                            next_sample = now + every;
-                        }
-                        // Ask (again after a second without one) while a sample waits.
-                        if want.load(Ordering::Relaxed) && now.duration_since(asked) >= Duration::from_secs(1) {
-                            asked = now;
-                            track.request_keyframe().await;
+                    // Tracking switched on: ask for its keyframe now, not at the next tick.
+                    r = async { fps_rx.as_mut().expect("guarded").changed().await }, if fps_rx.is_some() => {
+                        if r.is_err() {
+                            fps_rx = None;
                         }
                     }
+                    r = async { ended.as_mut().expect("guarded").wait_for(|e| *e).await.map(|_| ()) }, if ended.is_some() => {
+                        if r.is_ok() {
+                            break;
+                        }
+                        ended = None;
+                    }
+                    _ = tick.tick() => {}
+                }
+                let now = tokio::time::Instant::now();
+                if let Some(every) = every {
+                    if now >= next_sample {
+                        want.store(true, Ordering::Relaxed);
+                        next_sample = now + every;
+                    }
+                }
+                if snap.load(Ordering::Relaxed) {
+                    want.store(true, Ordering::Relaxed);
+                }
+                let tracking = fps_rx.as_ref().is_some_and(|f| *f.borrow() > 0);
+                // Ask (again after a second without one) while a keyframe is needed: a
+                // sample waits and no frame is being decoded, or tracking is on and the
+                // decoder has no reference yet.
+                let needed = (want.load(Ordering::Relaxed) || tracking) && !synced.load(Ordering::Relaxed);
+                if needed && now.duration_since(asked) >= Duration::from_secs(1) {
+                    asked = now;
+                    track.request_keyframe().await;
                 }
             }
         });
@@ -158,15 +239,33 @@ pub fn tap(track: Arc<Published>, every: Duration) -> FrameTap {
         let Ok(mut dec) = Vp8Decoder::new() else { return };
         let mut depack = Vp8Packet::default();
         let mut frame = Vec::new();
-        // Collecting the packets of a keyframe; other frames are skipped.
+        // Collecting the packets of a frame that will be decoded.
         let mut collecting = false;
+        let mut key = false;
+        let mut last_seq: Option<u16> = None;
+        let mut last_tracking_ts: Option<u32> = None;
         while let Ok(p) = pkt_rx.recv() {
+            let fps = tracking.as_ref().map_or(0, |t| *t.fps.borrow());
+            if fps == 0 {
+                synced.store(false, Ordering::Relaxed);
+            }
+            // A lost packet: the frame being collected is incomplete, and the frames
+            // after it miss a reference.
+            if is_gap(last_seq, p.header.sequence_number) {
+                collecting = false;
+                synced.store(false, Ordering::Relaxed);
+            }
+            last_seq = Some(p.header.sequence_number);
             if super::is_vp8_keyframe_start(&p.payload) {
-                collecting = want.load(Ordering::Relaxed);
+                key = true;
+                collecting = fps > 0 || want.load(Ordering::Relaxed);
                 frame.clear();
             } else if p.payload.first().is_some_and(|b| b & 0x10 != 0 && b & 0x07 == 0) {
-                // The start (S=1, partition 0) of an inter frame: not needed.
-                collecting = false;
+                // The start (S=1, partition 0) of an inter frame: needed only while
+                // every frame is decoded.
+                key = false;
+                collecting = fps > 0 && synced.load(Ordering::Relaxed);
+                frame.clear();
             }
             if !collecting {
                 continue;
@@ -175,6 +274,7 @@ pub fn tap(track: Arc<Published>, every: Duration) -> FrameTap {
                 Ok(b) => frame.extend_from_slice(&b),
                 Err(_) => {
                     collecting = false;
+                    synced.store(false, Ordering::Relaxed);
                     continue;
                 }
             }
@@ -182,7 +282,33 @@ pub fn tap(track: Arc<Published>, every: Duration) -> FrameTap {
                 continue;
             }
             collecting = false;
-            if let Ok(Some((width, height, pixels))) = dec.decode(&frame, true) {
+            let ts = p.header.timestamp;
+            let track_due = fps > 0 && tracking_due(last_tracking_ts, ts, fps);
+            let sample_due = want.load(Ordering::Relaxed);
+            let started = Instant::now();
+            let decoded = dec.decode(&frame, track_due || sample_due);
+            frame.clear();
+            if let Some(t) = &tracking {
+                t.stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                t.stats.decode_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
+            let Ok(decoded) = decoded else {
+                synced.store(false, Ordering::Relaxed);
+                continue;
+            };
+            if key && fps > 0 {
+                synced.store(true, Ordering::Relaxed);
+            }
+            let Some((width, height, pixels)) = decoded else { continue };
+            let mut pixels = Some(pixels);
+            if let (true, Some(t)) = (track_due, &tracking) {
+                let px = if sample_due { pixels.clone() } else { pixels.take() };
+                let seq = t.stats.tracking_frames.fetch_add(1, Ordering::Relaxed);
+                let f = TrackingFrame { width, height, pixels: px.unwrap_or_default(), rtp_timestamp: ts, seq, decoded_at: Instant::now() };
+                t.frames.send_replace(Some(Arc::new(f)));
+                last_tracking_ts = Some(ts);
+            }
+            if let (true, Some(pixels)) = (sample_due, pixels) {
                 want.store(false, Ordering::Relaxed);
                 let snapshot = snap.swap(false, Ordering::Relaxed);
                 match frames_tx.try_send(LumaFrame { width, height, pixels, snapshot }) {
@@ -190,11 +316,45 @@ pub fn tap(track: Arc<Published>, every: Duration) -> FrameTap {
                     Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
             }
-            frame.clear();
         }
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start a frame tap thread");
     }
     FrameTap { frames, snapshot }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_gaps_are_seen_across_the_wrap() {
+        assert!(!is_gap(None, 7));
+        assert!(!is_gap(Some(7), 8));
+        assert!(!is_gap(Some(u16::MAX), 0));
+        assert!(is_gap(Some(7), 9));
+        assert!(is_gap(Some(7), 7), "a repeat is not the next packet");
+    }
+
+    #[test]
+    fn tracking_frames_follow_media_time() {
+        // 30 fps video (3000 ticks a frame) at 10 fps: every third frame.
+        let due: Vec<u32> = (0..10u32)
+            .scan(None, |last, n| {
+                let ts = 1_000_000 + n * 3000;
+                let d = tracking_due(*last, ts, 10);
+                if d {
+                    *last = Some(ts);
+                }
+                Some(d.then_some(n))
+            })
+            .flatten()
+            .collect();
+        assert_eq!(due, [0, 3, 6, 9]);
+        // Timestamps wrap; a stream that restarts earlier is due at once.
+        assert!(tracking_due(Some(u32::MAX - 1000), 8000, 10));
+        assert!(tracking_due(Some(500_000), 100, 10));
+        assert!(!tracking_due(Some(500_000), 503_000, 10));
+    }
 }

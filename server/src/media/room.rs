@@ -21,6 +21,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
+use super::frames::{TrackingFrame, TrackingLink};
 use super::{MediaError, OPUS_PT, VP8_PT};
 use crate::session::PeerId;
 
@@ -58,6 +59,19 @@ pub struct RoomStats {
     pub packets_out: AtomicU64,
     pub bytes_out: AtomicU64,
     pub keyframe_requests: AtomicU64,
+    /// Frames the frame taps decoded, and the time spent decoding them (ns).
+    pub frames_decoded: AtomicU64,
+    pub decode_ns: AtomicU64,
+    /// Tracking frames the taps delivered (annotation anchoring), and those processed
+    /// by the anchoring: a frame replaced by a newer one before it was taken (tracking
+    /// still busy with the previous one) is skipped.
+    pub tracking_frames: AtomicU64,
+    pub tracking_processed: AtomicU64,
+    pub tracking_skipped: AtomicU64,
+    /// Time the anchoring spent per processed frame (pyramid and every anchor), total
+    /// and largest (ns).
+    pub tracking_ns: AtomicU64,
+    pub tracking_ns_max: AtomicU64,
 }
 
 #[derive(Default)]
@@ -71,6 +85,10 @@ pub struct MediaRoom {
     snapshot_flags: Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>,
     /// Set when the session ends: everything attached to the room lets go.
     ended: watch::Sender<bool>,
+    /// Annotation anchoring: the tracking frames per second the session wants (0: none;
+    /// the taps decode keyframes only) and the latest tracking frame (latest wins).
+    tracking_fps: watch::Sender<u32>,
+    tracking_frames: watch::Sender<Option<Arc<TrackingFrame>>>,
 }
 
 impl MediaRoom {
@@ -105,6 +123,21 @@ impl MediaRoom {
             f.store(true, Ordering::Relaxed);
         }
         !flags.is_empty()
+    }
+
+    /// What a frame tap of this room needs for annotation tracking.
+    pub fn tracking_link(&self) -> TrackingLink {
+        TrackingLink { fps: self.tracking_fps.subscribe(), frames: self.tracking_frames.clone(), stats: self.stats.clone(), ended: self.ended() }
+    }
+
+    /// Sets the tracking frame rate the taps deliver (0: keyframes only).
+    pub fn set_tracking_fps(&self, fps: u32) {
+        self.tracking_fps.send_if_modified(|f| std::mem::replace(f, fps) != fps);
+    }
+
+    /// The latest tracking frame of the customer's video (None before the first).
+    pub fn tracking_frames(&self) -> watch::Receiver<Option<Arc<TrackingFrame>>> {
+        self.tracking_frames.subscribe()
     }
 
     /// A receiver that changes whenever tracks are added or removed.

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{codes, ParticipantView, QueueItem, ServerMsg};
 use crate::auth::{Principal, Role};
+use crate::guidance::anchoring::{AnchorCmd, AnchorLedger, AnchoringConfig, Moved};
 use crate::guidance::live::{GuidanceError, Output, RoomGuidance, Shape, StepAnswer, StepControl};
 use crate::ids::WorkOrderId;
 use crate::media::room::MediaRoom;
@@ -26,8 +27,9 @@ pub type Refusal = (&'static str, String);
 
 pub enum HubCmd {
     Register { peer: PeerId, principal: Principal, name: String, outbox: mpsc::Sender<ServerMsg> },
-    Queue { peer: PeerId, work_order: Box<WorkOrder>, reply: oneshot::Sender<Result<(), Refusal>> },
-    Online { peer: PeerId },
+    Queue { peer: PeerId, work_order: Box<WorkOrder>, product_line: Option<String>, reply: oneshot::Sender<Result<(), Refusal>> },
+    /// An expert takes calls; `skills` are their product lines (None: every line).
+    Online { peer: PeerId, skills: Option<Vec<String>> },
     Accept { peer: PeerId, work_order: WorkOrderId, reply: oneshot::Sender<Result<Arc<MediaRoom>, Refusal>> },
     Join { peer: PeerId, work_order: WorkOrderId, part: Part, reply: oneshot::Sender<Result<Arc<MediaRoom>, Refusal>> },
     Relay { peer: PeerId, msg: ServerMsg, customers_only: bool },
@@ -38,8 +40,14 @@ pub enum HubCmd {
     /// The media room of the session a peer was put into by someone else (a queued
     /// customer whose call was accepted).
     RoomOf { peer: PeerId, reply: oneshot::Sender<Result<(WorkOrderId, Arc<MediaRoom>), Refusal>> },
+    /// An expert in a session asks another (connected) expert to join it.
+    InviteExpert { peer: PeerId, user: crate::ids::UserId, reply: oneshot::Sender<Result<(), Refusal>> },
+    /// The connected experts.
+    Experts { reply: oneshot::Sender<Result<Vec<super::protocol::ExpertView>, Refusal>> },
     /// Step cards and annotations (roles were checked by the connection).
     Guidance { peer: PeerId, cmd: GuidanceCmd, reply: oneshot::Sender<Result<(), Refusal>> },
+    /// New positions of anchored annotations, from the session's anchoring task.
+    Anchored { work_order: WorkOrderId, moved: Vec<Moved> },
 }
 
 pub enum GuidanceCmd {
@@ -56,6 +64,16 @@ struct PeerInfo {
     name: String,
     outbox: mpsc::Sender<ServerMsg>,
     online_expert: bool,
+    /// The product lines an online expert takes (None: every line).
+    skills: Option<Vec<String>>,
+}
+
+/// The anchored annotations of one session: the ledger and the anchoring task, started
+/// with the first anchored shape.
+#[derive(Default)]
+struct SessionAnchors {
+    ledger: AnchorLedger,
+    task: Option<mpsc::UnboundedSender<AnchorCmd>>,
 }
 
 pub struct HubTask {
@@ -63,8 +81,14 @@ pub struct HubTask {
     peers: HashMap<PeerId, PeerInfo>,
     rooms: HashMap<WorkOrderId, Arc<MediaRoom>>,
     titles: HashMap<WorkOrderId, (String, String, String)>,
+    /// Product-line code of queued and running work orders (for experts' skills).
+    lines: HashMap<WorkOrderId, String>,
     /// Step cards and annotations per running session.
     guidance: HashMap<WorkOrderId, RoomGuidance>,
+    anchors: HashMap<WorkOrderId, SessionAnchors>,
+    anchoring: AnchoringConfig,
+    /// For the anchoring tasks (weak: the hub stops when every other sender is gone).
+    me: mpsc::WeakSender<HubCmd>,
     db: Db,
     sla: SlaPolicy,
     /// Expected minutes per remote session, for the customer's wait estimate.
@@ -72,14 +96,18 @@ pub struct HubTask {
 }
 
 /// Starts the hub; it stops when every sender is dropped.
-pub fn spawn(db: Db, sla: SlaPolicy, grace: Duration, max_participants: usize, avg_session_secs: u64) -> mpsc::Sender<HubCmd> {
+pub fn spawn(db: Db, sla: SlaPolicy, grace: Duration, max_participants: usize, avg_session_secs: u64, anchoring: AnchoringConfig) -> mpsc::Sender<HubCmd> {
     let (tx, mut rx) = mpsc::channel::<HubCmd>(1024);
     let mut task = HubTask {
         hub: Hub::new(grace.as_millis() as i64, max_participants),
         peers: HashMap::new(),
         rooms: HashMap::new(),
         titles: HashMap::new(),
+        lines: HashMap::new(),
         guidance: HashMap::new(),
+        anchors: HashMap::new(),
+        anchoring,
+        me: tx.downgrade(),
         db,
         sla,
         avg_session_secs,
@@ -107,10 +135,13 @@ impl HubTask {
         let now = crate::now_millis();
         match cmd {
             HubCmd::Register { peer, principal, name, outbox } => {
-                self.peers.insert(peer, PeerInfo { principal, name, outbox, online_expert: false });
+                self.peers.insert(peer, PeerInfo { principal, name, outbox, online_expert: false, skills: None });
             }
-            HubCmd::Queue { peer, work_order, reply } => {
+            HubCmd::Queue { peer, work_order, product_line, reply } => {
                 let w = *work_order;
+                if let Some(l) = product_line {
+                    self.lines.insert(w.id, l);
+                }
                 let waiting = Waiting { work_order: w.id, peer, resolution_due: w.resolution_due, priority: w.priority, tier: w.tier, since: now };
                 self.titles.insert(w.id, (w.title.clone(), w.priority.to_string(), w.tier.to_string()));
                 match self.hub.enqueue(waiting) {
@@ -123,14 +154,21 @@ impl HubTask {
                     }
                 }
             }
-            HubCmd::Online { peer } => {
+            HubCmd::Online { peer, skills } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.online_expert = true;
+                    p.skills = skills;
                 }
                 self.send_queue_snapshot(Some(peer));
             }
             HubCmd::Accept { peer, work_order, reply } => {
                 let user = self.peers.get(&peer).and_then(|p| p.principal.user_id);
+                let skills = self.peers.get(&peer).and_then(|p| p.skills.clone());
+                let line = self.lines.get(&work_order).map(String::as_str);
+                if !crate::auth::skills::covers(skills.as_deref(), line) {
+                    let _ = reply.send(Err((codes::FORBIDDEN, format!("you do not take calls for {}", line.unwrap_or("this product line")))));
+                    return;
+                }
                 // Move the work order first: only a work order that may enter a remote
                 // session gets one.
                 if let Err(e) = self.enter_session(work_order, peer).await {
@@ -197,9 +235,50 @@ impl HubTask {
                 let found = self.hub.room_of(peer).map(|r| r.work_order).and_then(|wo| self.rooms.get(&wo).map(|m| (wo, m.clone())));
                 let _ = reply.send(found.ok_or((codes::NOT_FOUND, "not in a session".to_owned())));
             }
+            HubCmd::InviteExpert { peer, user, reply } => {
+                let Some(wo) = self.hub.room_of(peer).map(|r| r.work_order) else {
+                    let _ = reply.send(Err((codes::CONFLICT, "join a session first".into())));
+                    return;
+                };
+                let from_name = self.peers.get(&peer).map(|p| p.name.clone()).unwrap_or_default();
+                let title = self.titles.get(&wo).map(|t| t.0.clone()).unwrap_or_default();
+                let targets: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .filter(|(p, i)| **p != peer && i.principal.user_id == Some(user) && matches!(i.principal.role, Role::Expert | Role::Admin))
+                    .map(|(p, _)| *p)
+                    .collect();
+                if targets.is_empty() {
+                    let _ = reply.send(Err((codes::NOT_FOUND, "that expert is not connected".into())));
+                    return;
+                }
+                for t in targets {
+                    self.send(t, ServerMsg::Invitation { work_order_id: wo, from_name: from_name.clone(), title: title.clone() });
+                }
+                let _ = reply.send(Ok(()));
+            }
+            HubCmd::Experts { reply } => {
+                let mut items: Vec<super::protocol::ExpertView> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, i)| i.principal.role == Role::Expert)
+                    .filter_map(|(p, i)| {
+                        Some(super::protocol::ExpertView { user_id: i.principal.user_id?, name: i.name.clone(), busy: self.hub.room_of(*p).is_some() })
+                    })
+                    .collect();
+                items.sort_by(|a, b| a.name.cmp(&b.name).then(a.user_id.cmp(&b.user_id)));
+                items.dedup_by(|a, b| a.user_id == b.user_id);
+                let _ = reply.send(Ok(items));
+            }
             HubCmd::Guidance { peer, cmd, reply } => {
                 let r = self.guidance_cmd(peer, cmd).await;
                 let _ = reply.send(r);
+            }
+            HubCmd::Anchored { work_order, moved } => {
+                for m in moved {
+                    let Some(m) = self.anchors.get_mut(&work_order).and_then(|a| a.ledger.accept(m)) else { continue };
+                    self.broadcast(work_order, None, moved_msg(m));
+                }
             }
             HubCmd::Left { peer } => {
                 let effects = self.hub.left(peer, now);
@@ -210,6 +289,7 @@ impl HubTask {
                 self.peers.remove(&peer);
                 let hub = &self.hub;
                 self.titles.retain(|wo, _| hub.position(*wo).is_some() || hub.room(*wo).is_some());
+                self.lines.retain(|wo, _| hub.position(*wo).is_some() || hub.room(*wo).is_some());
             }
         }
     }
@@ -235,16 +315,19 @@ impl HubTask {
                     GuidanceError::BadShape(m) => (codes::MALFORMED, m),
                     other => refuse(other),
                 })?;
+                self.anchor(wo, |l| l.put(&shape));
                 self.broadcast(wo, Some(peer), ServerMsg::Annotation { from: peer, shape });
                 return Ok(());
             }
             GuidanceCmd::Remove(id) => {
                 g.remove(&id).map_err(|e| (codes::NOT_FOUND, e.to_string()))?;
+                self.anchor(wo, |l| l.remove(&id));
                 self.broadcast(wo, Some(peer), ServerMsg::AnnotationRemoved { from: peer, shape_id: id });
                 return Ok(());
             }
             GuidanceCmd::Clear => {
                 g.clear();
+                self.anchor(wo, AnchorLedger::clear);
                 self.broadcast(wo, Some(peer), ServerMsg::AnnotationsCleared { from: peer });
                 return Ok(());
             }
@@ -277,6 +360,26 @@ impl HubTask {
         Ok(())
     }
 
+    /// Records a change to a session's anchored shapes and tells its anchoring task,
+    /// starting the task for the first anchored shape (docs/anchoring.md).
+    fn anchor(&mut self, wo: WorkOrderId, change: impl FnOnce(&mut AnchorLedger) -> Option<AnchorCmd>) {
+        if self.anchoring.fps == 0 {
+            return;
+        }
+        let a = self.anchors.entry(wo).or_default();
+        let Some(cmd) = change(&mut a.ledger) else { return };
+        if a.task.as_ref().is_none_or(|t| t.is_closed()) {
+            let Some(room) = self.rooms.get(&wo) else { return };
+            if !matches!(cmd, AnchorCmd::Put { .. }) {
+                return;
+            }
+            a.task = Some(super::live::spawn_anchoring(room.clone(), self.anchoring.clone(), self.me.clone(), wo));
+        }
+        if let Some(t) = &a.task {
+            let _ = t.send(cmd);
+        }
+    }
+
     /// Sends to every connected participant of a session except `except`.
     fn broadcast(&self, wo: WorkOrderId, except: Option<PeerId>, msg: ServerMsg) {
         if let Some(room) = self.hub.room(wo) {
@@ -295,6 +398,10 @@ impl HubTask {
             for shape in g.shapes() {
                 self.send(peer, ServerMsg::Annotation { from: PeerId(0), shape: shape.clone() });
             }
+        }
+        // Where the anchored ones are now.
+        for m in self.anchors.get(&wo).into_iter().flat_map(|a| a.ledger.positions()) {
+            self.send(peer, moved_msg(m.clone()));
         }
     }
 
@@ -349,7 +456,13 @@ impl HubTask {
             .collect();
         for (peer, info) in &self.peers {
             if info.online_expert && only.is_none_or(|o| o == *peer) {
-                self.send(*peer, ServerMsg::Queue { items: items.clone() });
+                // Each expert sees the calls of their product lines (positions stay global).
+                let mine = items
+                    .iter()
+                    .filter(|i| crate::auth::skills::covers(info.skills.as_deref(), self.lines.get(&i.work_order_id).map(String::as_str)))
+                    .cloned()
+                    .collect();
+                self.send(*peer, ServerMsg::Queue { items: mine });
             }
         }
     }
@@ -428,6 +541,8 @@ impl HubTask {
                     for p in participants.iter().filter(|p| p.connected) {
                         self.send(p.peer, ServerMsg::Ended { work_order_id: work_order, outcome });
                     }
+                    // Dropping the anchoring task's sender stops it.
+                    self.anchors.remove(&work_order);
                     if let Some(room) = self.rooms.remove(&work_order) {
                         room.end();
                     }
@@ -436,6 +551,10 @@ impl HubTask {
             }
         }
     }
+}
+
+fn moved_msg(m: Moved) -> ServerMsg {
+    ServerMsg::AnnotationMoved { shape_id: m.shape_id, points: m.points, tracking: m.state, rtp_timestamp: m.rtp_timestamp }
 }
 
 /// Which part a principal plays when joining a running session.

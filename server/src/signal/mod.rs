@@ -228,7 +228,12 @@ impl Connection {
                     // participant has one open (the socket is the fallback).
                     let dc_kind = matches!(
                         out,
-                        ServerMsg::Chat { .. } | ServerMsg::Annotation { .. } | ServerMsg::AnnotationRemoved { .. } | ServerMsg::AnnotationsCleared { .. } | ServerMsg::StepCard { .. }
+                        ServerMsg::Chat { .. }
+                            | ServerMsg::Annotation { .. }
+                            | ServerMsg::AnnotationMoved { .. }
+                            | ServerMsg::AnnotationRemoved { .. }
+                            | ServerMsg::AnnotationsCleared { .. }
+                            | ServerMsg::StepCard { .. }
                     );
                     if let (true, Some(dc)) = (dc_kind, &self.dc) {
                         if let Ok(text) = serde_json::to_string(&out) {
@@ -386,13 +391,28 @@ impl Connection {
                 if !matches!(w.status, Status::New | Status::Triaged) {
                     return Err(Fail(codes::CONFLICT, format!("the work order is {} and cannot wait for a remote session", w.status)));
                 }
+                let product_line = match w.asset_id {
+                    Some(a) => match crate::customers::repo::asset(&self.state.db, a).await.map_err(|e| Fail(codes::INTERNAL, e.to_string()))? {
+                        Some(asset) => crate::customers::repo::product_line(&self.state.db, asset.product_line_id)
+                            .await
+                            .map_err(|e| Fail(codes::INTERNAL, e.to_string()))?
+                            .map(|l| l.code),
+                        None => None,
+                    },
+                    None => None,
+                };
                 let peer = self.peer;
-                self.ask(|reply| HubCmd::Queue { peer, work_order: Box::new(w), reply }).await?;
+                self.ask(|reply| HubCmd::Queue { peer, work_order: Box::new(w), product_line, reply }).await?;
                 Ok(None)
             }
             ClientMsg::Online => {
-                self.require(&[Role::Expert, Role::Admin], "take calls")?;
-                self.state.signal.hub.send(HubCmd::Online { peer: self.peer }).await.map_err(|_| Fail(codes::INTERNAL, "stopped".into()))?;
+                let p = self.require(&[Role::Expert, Role::Admin], "take calls")?;
+                // Admins take every line; experts those configured (none: every line).
+                let skills = match (p.role, p.user_id) {
+                    (Role::Expert, Some(u)) => crate::auth::skills::of(&self.state.db, u).await.map_err(|e| Fail(codes::INTERNAL, e.to_string()))?,
+                    _ => None,
+                };
+                self.state.signal.hub.send(HubCmd::Online { peer: self.peer, skills }).await.map_err(|_| Fail(codes::INTERNAL, "stopped".into()))?;
                 Ok(None)
             }
             ClientMsg::Accept { work_order_id } => {
@@ -548,6 +568,18 @@ impl Connection {
                 self.require(&[Role::Expert, Role::Admin], "annotate the video")?;
                 self.room()?;
                 self.guidance(GuidanceCmd::Remove(shape_id)).await
+            }
+            ClientMsg::InviteExpert { user_id } => {
+                self.require(&[Role::Expert, Role::Admin], "invite experts")?;
+                self.room()?;
+                let peer = self.peer;
+                self.ask(|reply| HubCmd::InviteExpert { peer, user: user_id, reply }).await?;
+                Ok(None)
+            }
+            ClientMsg::ListExperts => {
+                self.require(&[Role::Expert, Role::Admin], "list experts")?;
+                let items = self.ask(|reply| HubCmd::Experts { reply }).await?;
+                Ok(Some(ServerMsg::Experts { items }))
             }
             ClientMsg::AnnotationClear => {
                 self.require(&[Role::Expert, Role::Admin], "annotate the video")?;

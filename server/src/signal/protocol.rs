@@ -90,6 +90,10 @@ pub enum ClientMsg {
     AnnotationRemove { shape_id: String },
     /// Expert: remove every annotation.
     AnnotationClear,
+    /// Expert in a session: ask another expert (by user id) to join it.
+    InviteExpert { user_id: crate::ids::UserId },
+    /// Expert: which experts are connected (for inviting one).
+    ListExperts,
 }
 
 /// A server message.
@@ -131,6 +135,15 @@ pub enum ServerMsg {
     Annotation { from: PeerId, shape: Shape },
     AnnotationRemoved { from: PeerId, shape_id: String },
     AnnotationsCleared { from: PeerId },
+    /// Another expert asks you to join their session (send `join`).
+    Invitation { work_order_id: WorkOrderId, from_name: String, title: String },
+    /// The connected experts: `busy` when in a session.
+    Experts { items: Vec<ExpertView> },
+    /// An anchored annotation followed the object it was drawn on (the server tracks the
+    /// region in the customer's video): redraw it at `points` (the shape's points as
+    /// drawn, mapped onto the frame with RTP timestamp `rtp_timestamp`); `tracking:
+    /// "lost"` means the object is gone (fade it) until the expert redraws it.
+    AnnotationMoved { shape_id: String, points: Vec<[f32; 2]>, tracking: crate::guidance::tracking::TrackState, rtp_timestamp: u32 },
     /// After `auth`: the STUN/TURN servers to configure, with this participant's own
     /// short-lived TURN credentials.
     IceServers { ice_servers: Vec<crate::media::turn::IceServer> },
@@ -144,6 +157,13 @@ pub struct QueueItem {
     pub tier: String,
     pub waiting_seconds: i64,
     pub title: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExpertView {
+    pub user_id: crate::ids::UserId,
+    pub name: String,
+    pub busy: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] =
         (3, "surveys", include_str!("../../../migrations/0003_surveys.sql")),
         (4, "webhooks", include_str!("../../../migrations/0004_webhooks.sql")),
         (5, "guidance", include_str!("../../../migrations/0005_guidance.sql")),
+        (6, "expert_skills", include_str!("../../../migrations/0006_expert_skills.sql")),
     ];
 
 pub fn migrator() -> Migrator {

@@ -67,12 +67,13 @@ pub struct Period {
 
 impl Period {
     /// Parses the `from` and `to` bounds: RFC 3339 instants, or `YYYY-MM-DD` dates in
-    /// UTC (a `to` date includes that whole day). Defaults: `to` = now, `from` = 30
+    /// UTC (a `to` date includes that whole day). Defaults: `to` = now (inclusive: a
+    /// work order opened this very millisecond counts), `from` = 30
     /// days before `to`. `from` must be before `to`, and the period at most 366 days.
     pub fn parse(from: Option<&str>, to: Option<&str>, now: UnixMillis) -> Result<Period, String> {
         let to = match to.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => bound(s, true).map_err(|e| format!("to: {e}"))?,
-            None => now,
+            None => now + 1,
         };
         let from = match from.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => bound(s, false).map_err(|e| format!("from: {e}"))?,
@@ -626,7 +627,7 @@ mod tests {
     fn periods_parse_dates_and_times_with_defaults_and_limits() {
         let now = 1_767_225_600_000; // 2026-01-01T00:00:00Z
         let p = Period::parse(None, None, now).unwrap();
-        assert_eq!(p, Period { from: now - 30 * DAY_MS, to: now });
+        assert_eq!(p, Period { from: now + 1 - 30 * DAY_MS, to: now + 1 }, "now itself is inside");
         // A date `to` includes its whole day.
         let p = Period::parse(Some("2025-12-01"), Some("2025-12-31"), now).unwrap();
         assert_eq!((p.from, p.to), (now - 31 * DAY_MS, now));
