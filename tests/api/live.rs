@@ -1185,3 +1185,190 @@ async fn the_queue_goes_to_experts_skilled_for_the_product_line_and_an_expert_in
     assert_eq!(sp.expect("error").await["code"], "not_found");
     app.stop().await;
 }
+
+/// An H.264 publisher (as Safari on iOS prefers): the defect scene encoded with
+/// OpenH264, packetized per RFC 6184 (mode 1), IDR access units on PLI.
+async fn publish_h264(client: &mut Client) -> Publisher {
+    use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate};
+    use openh264::formats::YUVBuffer;
+    use rtc::rtp::codec::h264::H264Payloader;
+
+    let (pc, mut ev) = media::new_peer(&settings(), true).await.unwrap();
+    let video = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "customer".into(),
+        "camera".into(),
+        "camera".into(),
+        RtpCodecKind::Video,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(0x1000_0011), ..Default::default() },
+            codec: media::h264::h264(),
+            ..Default::default()
+        }],
+    )));
+    pc.add_track(video.clone() as Arc<dyn TrackLocal>).await.unwrap();
+    let chat = pc.create_data_channel("chat", None).await.unwrap();
+    client.pcs.lock().unwrap().insert("publish".into(), pc.clone());
+    let tx = client.tx.clone();
+    tokio::spawn(async move {
+        while let Some(c) = ev.candidates.recv().await {
+            let _ = tx.send(Message::Text(json!({ "type": "candidate", "leg": "publish", "candidate": c }).to_string().into()));
+        }
+    });
+    let offer = pc.create_offer(None).await.unwrap();
+    pc.set_local_description(offer.clone()).await.unwrap();
+    client.send(json!({ "type": "publish", "sdp": offer.sdp }));
+    let answer = client.expect("publish_answer").await;
+    assert!(answer["sdp"].as_str().unwrap().contains("H264/90000"), "the server accepts H.264");
+    pc.set_remote_description(RTCSessionDescription::answer(answer["sdp"].as_str().unwrap().to_owned()).unwrap()).await.unwrap();
+
+    let (force_kf, keyframes, stop) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU32::new(0)), Arc::new(AtomicBool::new(false)));
+    {
+        let (v, f) = (video.clone(), force_kf.clone());
+        tokio::spawn(async move {
+            while let Some(ev) = v.poll().await {
+                if let TrackLocalEvent::OnRtcpPacket(p) = ev {
+                    if p.iter().any(|p| p.as_any().is::<PictureLossIndication>()) {
+                        f.store(true, SeqCst);
+                    }
+                }
+            }
+        });
+    }
+    {
+        let (v, f, k, s) = (video.clone(), force_kf.clone(), keyframes.clone(), stop.clone());
+        let scene = defect_scene();
+        tokio::spawn(async move {
+            let config = EncoderConfig::new().bitrate(BitRate::from_bps(800_000)).max_frame_rate(FrameRate::from_hz(30.0));
+            let mut enc = Encoder::with_api_config(openh264::OpenH264API::from_source(), config).unwrap();
+            let yuv = YUVBuffer::from_vec(scene, W as usize, H as usize);
+            let mut pk = new_packetizer(Instant::now(), 1200, media::h264::H264_PT, 0x1000_0011, Box::new(H264Payloader::default()), Box::new(new_random_sequencer()), 90_000);
+            let mut tick = tokio::time::interval(Duration::from_millis(33));
+            for _ in 0..10_000u32 {
+                tick.tick().await;
+                if s.load(SeqCst) {
+                    return;
+                }
+                if f.swap(false, SeqCst) {
+                    enc.force_intra_frame();
+                }
+                let (data, key) = {
+                    let bs = enc.encode(&yuv).unwrap();
+                    (bs.to_vec(), bs.frame_type() == openh264::encoder::FrameType::IDR)
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if key {
+                    k.fetch_add(1, SeqCst);
+                }
+                for p in pk.packetize(Instant::now(), &Bytes::from(data), 3000).unwrap() {
+                    if v.write_rtp(p).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    Publisher { pc, chat, keyframes, stop }
+}
+
+/// The expert's receiving side for H.264: counts packets of video/H264 and the
+/// pictures OpenH264 decodes from them.
+async fn subscribe_h264(client: &mut Client) -> (Arc<dyn PeerConnection>, Arc<AtomicU32>, Arc<AtomicU32>) {
+    use openh264::formats::YUVSource;
+    use rtc::rtp::codec::h264::H264Packet;
+
+    client.send(json!({ "type": "subscribe" }));
+    let offer = client.expect("subscribe_offer").await;
+    assert_eq!(offer["tracks"], 1, "the customer's H.264 video");
+    let (pc, mut ev) = media::new_peer(&settings(), false).await.unwrap();
+    client.pcs.lock().unwrap().insert("subscribe".into(), pc.clone());
+    pc.set_remote_description(RTCSessionDescription::offer(offer["sdp"].as_str().unwrap().to_owned()).unwrap()).await.unwrap();
+    let answer = pc.create_answer(None).await.unwrap();
+    pc.set_local_description(answer).await.unwrap();
+    let answer = media::gathered_local_description(&pc, &mut ev.gathered).await.unwrap();
+    client.send(json!({ "type": "subscribe_answer", "sdp": answer.sdp }));
+    let (packets, frames) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let (pk, f) = (packets.clone(), frames.clone());
+    tokio::spawn(async move {
+        while let Some(t) = ev.tracks.recv().await {
+            if t.kind().await != RtpCodecKind::Video {
+                continue;
+            }
+            let (pk, f) = (pk.clone(), f.clone());
+            tokio::spawn(async move {
+                let mut dec = openh264::decoder::Decoder::new().unwrap();
+                let mut depack = H264Packet::default();
+                let mut au = Vec::new();
+                while let Some(ev) = t.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(p) = ev {
+                        let ssrc = t.ssrcs().await.first().copied();
+                        let mime = match ssrc {
+                            Some(s) => t.codec(s).await.map(|c| c.mime_type),
+                            None => None,
+                        };
+                        if mime.is_some_and(|m| m.eq_ignore_ascii_case("video/H264")) {
+                            pk.fetch_add(1, SeqCst);
+                        }
+                        if let Ok(b) = depack.depacketize(&p.payload) {
+                            au.extend_from_slice(&b);
+                        }
+                        if p.header.marker {
+                            if let Ok(Some(yuv)) = dec.decode(&au) {
+                                if yuv.dimensions() == (W as usize, H as usize) {
+                                    f.fetch_add(1, SeqCst);
+                                }
+                            }
+                            au.clear();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (pc, packets, frames)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_publishing_h264_is_diagnosed_live_and_forwarded_to_the_expert() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (wid, ctoken) = invited_work_order(&app).await;
+    let expert = app.user(fixline::auth::Role::Expert, None).await;
+    let (mut cust, mut exp) = running_session(&app, &wid, &ctoken, &expert.token).await;
+
+    let publisher = publish_h264(&mut cust).await;
+    while exp.expect("tracks_changed").await["tracks"] != 1 {}
+    // Live diagnosis runs on decoded H.264 (IDR) frames: the same verdict as for VP8.
+    let live = exp.expect("live_diagnosis").await;
+    assert_eq!(live["verdict"]["hypotheses"][0]["label"], "patches", "{}", live["verdict"]);
+    assert!(publisher.keyframes.load(SeqCst) >= 1);
+
+    // Keyframes only while nothing is anchored; every access unit once something is.
+    let stats = {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let hub = app.running.as_ref().unwrap().state.signal.hub.clone();
+        hub.send(fixline::signal::hub::HubCmd::MediaRoomOf { work_order: wid.parse().unwrap(), reply }).await.ok().unwrap();
+        rx.await.unwrap().ok().unwrap().stats.clone()
+    };
+    let before = stats.frames_decoded.load(SeqCst);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(stats.frames_decoded.load(SeqCst) - before <= 3, "IDR access units only while nothing is anchored");
+    exp.send(json!({ "type": "annotate", "shape": { "id": "box", "kind": "rect", "points": [[0.4, 0.4], [0.6, 0.6]], "color": "#ff3b30" } }));
+    let fix = exp.expect("annotation_moved").await;
+    assert_eq!(fix["tracking"], "tracking", "{fix}");
+    let before = stats.frames_decoded.load(SeqCst);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let decoded = stats.frames_decoded.load(SeqCst) - before;
+    assert!(decoded >= 15, "every access unit is decoded while anchored: {decoded} in 1 s");
+
+    // The expert receives the H.264 track as published, and decodes it.
+    let (viewer_pc, packets, frames) = subscribe_h264(&mut exp).await;
+    wait_until("H.264 packets at the expert", 15, || packets.load(SeqCst) >= 20).await;
+    wait_until("decoded H.264 frames at the expert", 15, || frames.load(SeqCst) >= 15).await;
+
+    publisher.stop.store(true, SeqCst);
+    for pc in [&publisher.pc, &viewer_pc] {
+        let _ = pc.close().await;
+    }
+    app.stop().await;
+}

@@ -1,6 +1,7 @@
-//! The frame tap: decodes a published VP8 track (libvpx, Debian's `libvpx-dev`) and
-//! hands out luma frames at a sampling rate, plus on-demand snapshots, for diagnosis,
-//! and tracking frames for annotation anchoring.
+//! The frame tap: decodes a published VP8 track (libvpx, Debian's `libvpx-dev`), or an
+//! H.264 one (OpenH264, see [`super::h264`]), and hands out luma frames at a sampling
+//! rate, plus on-demand snapshots, for diagnosis, and tracking frames for annotation
+//! anchoring.
 //!
 //! Forwarding never waits for it: the tap takes packets from the track's broadcast
 //! with `try_send` into a bounded queue feeding a dedicated decoder thread. It decodes
@@ -149,23 +150,23 @@ impl FrameTap {
 }
 
 /// True when `seq` does not follow `last` (RTP sequence numbers wrap at 2^16).
-fn is_gap(last: Option<u16>, seq: u16) -> bool {
+pub(super) fn is_gap(last: Option<u16>, seq: u16) -> bool {
     last.is_some_and(|l| l.wrapping_add(1) != seq)
 }
 
 /// True when a frame with RTP timestamp `ts` is due for tracking, the last delivered
 /// having `last`, at `fps`: at least 90 % of a period of media time later (so 30 fps
 /// video gives exactly every third frame at 10 fps), or earlier (a new stream).
-fn tracking_due(last: Option<u32>, ts: u32, fps: u32) -> bool {
+pub(super) fn tracking_due(last: Option<u32>, ts: u32, fps: u32) -> bool {
     let Some(last) = last else { return true };
     let period = 90_000 / fps.max(1);
     let d = ts.wrapping_sub(last);
     d >= period * 9 / 10 || d > u32::MAX / 2
 }
 
-/// Starts decoding a published VP8 track; a frame is delivered every `every` (when
-/// given) and on snapshot requests, and tracking frames go to `tracking` at the rate
-/// it asks for. Stops when the receiver is dropped, or the session ends.
+/// Starts decoding a published VP8 or H.264 track; a frame is delivered every `every`
+/// (when given) and on snapshot requests, and tracking frames go to `tracking` at the
+/// rate it asks for. Stops when the receiver is dropped, or the session ends.
 pub fn tap(track: Arc<Published>, every: Option<Duration>, tracking: Option<TrackingLink>) -> FrameTap {
     let (frames_tx, frames) = mpsc::channel::<LumaFrame>(2);
     let snapshot = Arc::new(AtomicBool::new(false));
@@ -235,6 +236,15 @@ pub fn tap(track: Arc<Published>, every: Option<Duration>, tracking: Option<Trac
         });
     }
     let snap = snapshot.clone();
+    if super::h264::is_h264(&track.codec) {
+        let spawned = std::thread::Builder::new()
+            .name("h264-tap".into())
+            .spawn(move || super::h264::run(pkt_rx, want, synced, snap, tracking, frames_tx));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start a frame tap thread");
+        }
+        return FrameTap { frames, snapshot };
+    }
     let spawned = std::thread::Builder::new().name("vp8-tap".into()).spawn(move || {
         let Ok(mut dec) = Vp8Decoder::new() else { return };
         let mut depack = Vp8Packet::default();

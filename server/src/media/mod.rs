@@ -2,11 +2,12 @@
 //! sans-IO `rtc` core): peer connections configured for this server, the SFU room that
 //! forwards each published RTP track to every subscriber without transcoding, keyframe
 //! requests (PLI, RFC 4585 §6.3.1) on join and relayed from subscribers, and VP8
-//! keyframe detection (RFC 7741 §4.2-4.3).
+//! keyframe detection (RFC 7741 §4.2-4.3); H.264 (RFC 6184) in [`h264`].
 //!
 //! Media is always encrypted: DTLS-SRTP is the only transport the stack offers.
 
 pub mod frames;
+pub mod h264;
 pub mod room;
 pub mod turn;
 
@@ -141,12 +142,15 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// A peer connection with VP8 and Opus, NACK/RTCP reports/TWCC interceptors, no mDNS,
-/// bound to the configured addresses. `keyframe_requests_to_app` surfaces inbound
+/// A peer connection with VP8, H.264 (after VP8) and Opus, NACK/RTCP reports/TWCC
+/// interceptors, no mDNS, bound to the configured addresses. `keyframe_requests_to_app` surfaces inbound
 /// PLI/FIR to the application (needed on the connections the server sends media on).
 pub async fn new_peer(s: &MediaSettings, keyframe_requests_to_app: bool) -> Result<(Arc<dyn PeerConnection>, PeerEvents), MediaError> {
     let mut me = MediaEngine::default();
     me.register_codec(RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: VP8_PT, ..Default::default() }, RtpCodecKind::Video)
+        .map_err(MediaError::rtc)?;
+    // After VP8, so VP8 stays preferred where both sides offer both.
+    me.register_codec(RTCRtpCodecParameters { rtp_codec: h264::h264(), payload_type: h264::H264_PT, ..Default::default() }, RtpCodecKind::Video)
         .map_err(MediaError::rtc)?;
     me.register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: OPUS_PT, ..Default::default() }, RtpCodecKind::Audio)
         .map_err(MediaError::rtc)?;

@@ -242,7 +242,14 @@ fn spawn_forward(
     stats: Arc<RoomStats>,
 ) {
     let video = track.kind == RtpCodecKind::Video;
-    let pt = if video { VP8_PT } else { OPUS_PT };
+    let h264 = super::h264::is_h264(&track.codec);
+    let pt = if !video {
+        OPUS_PT
+    } else if h264 {
+        super::h264::H264_PT
+    } else {
+        VP8_PT
+    };
     // Keyframe requests from this subscriber go to the publisher.
     {
         let (out, track, stats) = (out.clone(), track.clone(), stats.clone());
@@ -292,7 +299,8 @@ fn spawn_forward(
                 continue;
             }
             if !started {
-                if !super::is_vp8_keyframe_start(&p.payload) {
+                let key = if h264 { super::h264::is_h264_keyframe_start(&p.payload) } else { super::is_vp8_keyframe_start(&p.payload) };
+                if !key {
                     if asked.elapsed() >= Duration::from_secs(1) {
                         asked = std::time::Instant::now();
                         stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
