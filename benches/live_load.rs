@@ -9,7 +9,9 @@
 //! Reports per N: session setup (publish offer sent -> first RTP packet at the
 //! subscriber) p50/p99, forwarded packets and Mbit/s, server CPU and CPU per forwarded
 //! Mbit/s, one-way packet latency publisher -> server -> subscriber (an upper bound of
-//! the time inside the server) p50/p99, loss (sequence gaps), server RSS per session.
+//! the time inside the server) p50/p99, loss (sequence gaps), server RSS per session, and
+//! live diagnosis: verdicts per second and their latency from the frame's arrival at the
+//! server (p50/p99, the `latency_ms` of each `live_diagnosis`).
 //! The tool runs on the same 2 cores as the server: its own peers compete for them.
 
 #[path = "../tests/api/vp8.rs"]
@@ -40,6 +42,10 @@ use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
 const GOP: usize = 30;
+
+/// `latency_ms` of every `live_diagnosis` the experts received (frame arrival at the
+/// server -> verdict sent).
+static DIAGNOSIS_MS: Mutex<Vec<f64>> = Mutex::new(Vec::new());
 
 fn settings() -> MediaSettings {
     MediaSettings {
@@ -90,6 +96,12 @@ async fn ws(base: &str, token: &str, pc: Arc<Mutex<Option<Arc<dyn PeerConnection
     tokio::spawn(async move {
         while let Some(Ok(Message::Text(t))) = stream.next().await {
             let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "live_diagnosis" {
+                if let Some(ms) = v["latency_ms"].as_f64() {
+                    DIAGNOSIS_MS.lock().unwrap().push(ms);
+                }
+                continue;
+            }
             if v["type"] == "candidate" {
                 let p = pc.lock().unwrap().clone();
                 if let Some(p) = p {
@@ -212,6 +224,7 @@ async fn run(n: usize, experts: usize, seconds: u64, frames: Arc<Vec<Vec<(Bytes,
     let ready = stats.ready.load(Relaxed);
     // Steady state: measure over `seconds`.
     stats.latency_us.lock().unwrap().clear();
+    DIAGNOSIS_MS.lock().unwrap().clear();
     let (p0, b0, g0, cpu0, t0) = (stats.packets.load(Relaxed), stats.bytes.load(Relaxed), stats.gaps.load(Relaxed), cpu_ticks(pid), Instant::now());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (p1, b1, g1, cpu1, el) = (stats.packets.load(Relaxed), stats.bytes.load(Relaxed), stats.gaps.load(Relaxed), cpu_ticks(pid), t0.elapsed().as_secs_f64());
@@ -229,8 +242,10 @@ async fn run(n: usize, experts: usize, seconds: u64, frames: Arc<Vec<Vec<(Bytes,
     let loss = if p1 > p0 { (g1 - g0) as f64 / ((p1 - p0) + (g1 - g0)) as f64 * 100.0 } else { f64::NAN };
     let mut setup = stats.setup_ms.lock().unwrap().clone();
     let mut lat: Vec<f64> = stats.latency_us.lock().unwrap().iter().map(|v| *v as f64 / 1000.0).collect();
+    let mut diag = std::mem::take(&mut *DIAGNOSIS_MS.lock().unwrap());
+    let diag_rate = diag.len() as f64 / el;
     format!(
-        "| {n} | {ready}/{} | {:.0} | {:.0} | {pps:.0} | {mbps:.1} | {cpu:.0} % | {:.1} | {:.2} | {:.2} | {loss:.2} % | {:.0} |",
+        "| {n} | {ready}/{} | {:.0} | {:.0} | {pps:.0} | {mbps:.1} | {cpu:.0} % | {:.1} | {:.2} | {:.2} | {loss:.2} % | {:.0} | {diag_rate:.0} | {:.0} | {:.0} |",
         n * experts,
         pct(&mut setup, 0.5),
         pct(&mut setup, 0.99),
@@ -238,6 +253,8 @@ async fn run(n: usize, experts: usize, seconds: u64, frames: Arc<Vec<Vec<(Bytes,
         pct(&mut lat, 0.5),
         pct(&mut lat, 0.99),
         (rss.saturating_sub(rss_before)) as f64 / n as f64,
+        pct(&mut diag, 0.5),
+        pct(&mut diag, 0.99),
     )
 }
 
@@ -379,8 +396,8 @@ async fn main() {
     let frames = Arc::new(pre_encode());
     let bytes: usize = frames.iter().flatten().map(|(p, _)| p.len()).sum();
     println!("pre-encoded loop: {} frames, {:.2} Mbit/s at 30 fps\n", frames.len(), bytes as f64 * 8.0 / (frames.len() as f64 / 30.0) / 1e6);
-    println!("| sessions | subscribers receiving | setup p50 ms | setup p99 ms | forwarded pkt/s | forwarded Mbit/s | server CPU (of 1 core) | CPU % per Mbit/s | latency p50 ms | latency p99 ms | loss | server RSS KiB/session |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| sessions | subscribers receiving | setup p50 ms | setup p99 ms | forwarded pkt/s | forwarded Mbit/s | server CPU (of 1 core) | CPU % per Mbit/s | latency p50 ms | latency p99 ms | loss | server RSS KiB/session | diagnoses/s | diagnosis p50 ms | diagnosis p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         println!("{}", run(n, experts, seconds, frames.clone()).await);
     }

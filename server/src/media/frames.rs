@@ -42,6 +42,9 @@ pub struct LumaFrame {
     pub height: usize,
     pub pixels: Vec<u8>,
     pub snapshot: bool,
+    /// When the frame's last packet had arrived and decoding began: diagnosis latency is
+    /// measured from here.
+    pub arrived: Instant,
 }
 
 /// libvpx VP8 decoder.
@@ -321,7 +324,7 @@ pub fn tap(track: Arc<Published>, every: Option<Duration>, tracking: Option<Trac
             if let (true, Some(pixels)) = (sample_due, pixels) {
                 want.store(false, Ordering::Relaxed);
                 let snapshot = snap.swap(false, Ordering::Relaxed);
-                match frames_tx.try_send(LumaFrame { width, height, pixels, snapshot }) {
+                match frames_tx.try_send(LumaFrame { width, height, pixels, snapshot, arrived: started }) {
                     Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
                     Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }

@@ -193,7 +193,7 @@ pub(super) fn run(
         if let (true, Some(pixels)) = (sample_due, pixels) {
             want.store(false, Ordering::Relaxed);
             let snapshot = snap.swap(false, Ordering::Relaxed);
-            match frames_tx.try_send(LumaFrame { width, height, pixels, snapshot }) {
+            match frames_tx.try_send(LumaFrame { width, height, pixels, snapshot, arrived: started }) {
                 Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
             }

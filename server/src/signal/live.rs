@@ -50,6 +50,7 @@ pub fn spawn(app: AppState, room: Arc<MediaRoom>, track: Arc<Published>, custome
     tokio::spawn(async move {
         while let Some(f) = tap.frames.recv().await {
             let snapshot = f.snapshot;
+            let arrived = f.arrived;
             let png = if snapshot { encode_png(&f) } else { None };
             let gray = Gray { width: f.width, height: f.height, pixels: f.pixels };
             let verdict = match crate::diagnosis::diagnose_luma(model.clone(), gray, stream.clone()).await {
@@ -81,7 +82,8 @@ pub fn spawn(app: AppState, room: Arc<MediaRoom>, track: Arc<Published>, custome
                     Err(e) => tracing::warn!(error = %e, "snapshot not stored"),
                 }
             }
-            let msg = ServerMsg::LiveDiagnosis { work_order_id: work_order, verdict, snapshot_evidence_id };
+            let latency_ms = arrived.elapsed().as_secs_f64() * 1e3;
+            let msg = ServerMsg::LiveDiagnosis { work_order_id: work_order, verdict, snapshot_evidence_id, latency_ms };
             if app.signal.hub.send(HubCmd::Relay { peer: customer, msg, customers_only: false }).await.is_err() {
                 break;
             }

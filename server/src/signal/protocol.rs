@@ -123,6 +123,9 @@ pub enum ServerMsg {
         work_order_id: WorkOrderId,
         verdict: crate::diagnosis::ModelVerdict,
         snapshot_evidence_id: Option<crate::ids::EvidenceId>,
+        /// Milliseconds from the frame's arrival at the server to this message.
+        #[serde(default)]
+        latency_ms: f64,
     },
     Pong,
     /// The step card to show now (to everyone in the session).
