@@ -97,23 +97,29 @@ pub fn preprocess(g: &Gray, p: &ImagePreprocessing) -> Vec<f32> {
     let s = g.width.min(g.height);
     let (top, left) = ((g.height - s) / 2, (g.width - s) / 2);
     let wts = box_weights(s, size);
-    // Rows first: (size x s), then columns: (size x size); f64 like the reference.
-    let mut rows = vec![0f64; size * s];
-    for (i, (j0, w)) in wts.iter().enumerate() {
+    // Rows first: (size x s), then columns: (size x size). The weights are computed in
+    // f64 like the reference; the sums run in f32, which the compiler vectorizes (the
+    // row pass streams whole source rows). The parity test holds the result within
+    // 1e-5 of the Python reference, and the model's outputs within 1e-4.
+    let wf: Vec<(usize, Vec<f32>)> = wts.iter().map(|(j0, w)| (*j0, w.iter().map(|x| *x as f32).collect())).collect();
+    let scale = p.scale as f32;
+    let mut rows = vec![0f32; size * s];
+    for (i, (j0, w)) in wf.iter().enumerate() {
+        let dst = &mut rows[i * s..(i + 1) * s];
         for (k, wk) in w.iter().enumerate() {
             let src = &g.pixels[(top + j0 + k) * g.width + left..][..s];
-            let dst = &mut rows[i * s..(i + 1) * s];
+            let wk = wk * scale;
             for (d, v) in dst.iter_mut().zip(src) {
-                *d += wk * f64::from(*v) * p.scale;
+                *d += wk * f32::from(*v);
             }
         }
     }
     let mut out = vec![0f32; size * size];
     for i in 0..size {
         let row = &rows[i * s..(i + 1) * s];
-        for (j, (j0, w)) in wts.iter().enumerate() {
-            let v: f64 = w.iter().enumerate().map(|(k, wk)| wk * row[j0 + k]).sum();
-            out[i * size + j] = v as f32;
+        let o = &mut out[i * size..(i + 1) * size];
+        for (dst, (j0, w)) in o.iter_mut().zip(&wf) {
+            *dst = w.iter().zip(&row[*j0..]).map(|(wk, v)| wk * v).sum();
         }
     }
     out
