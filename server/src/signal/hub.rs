@@ -547,6 +547,7 @@ impl HubTask {
                         room.end();
                     }
                     self.titles.remove(&work_order);
+                    self.lines.remove(&work_order);
                 }
             }
         }
