@@ -157,6 +157,49 @@ pub(super) fn is_gap(last: Option<u16>, seq: u16) -> bool {
     last.is_some_and(|l| l.wrapping_add(1) != seq)
 }
 
+/// A decoded picture's luma plane and when its decoding began.
+pub(super) struct Decoded {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+    pub rtp_timestamp: u32,
+    pub started: Instant,
+}
+
+/// Hands a decoded picture to whoever is due (shared by the VP8 and H.264 threads): the
+/// room's tracking (latest wins) and/or the diagnosis sampler (a snapshot when one was
+/// asked for). Returns false when the sampler's receiver is gone: the thread stops.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn deliver(
+    d: Decoded,
+    track_due: bool,
+    sample_due: bool,
+    tracking: Option<&TrackingLink>,
+    want: &AtomicBool,
+    snap: &AtomicBool,
+    frames_tx: &mpsc::Sender<LumaFrame>,
+    last_tracking_ts: &mut Option<u32>,
+) -> bool {
+    let Decoded { width, height, pixels, rtp_timestamp, started } = d;
+    let mut pixels = Some(pixels);
+    if let (true, Some(t)) = (track_due, tracking) {
+        let px = if sample_due { pixels.clone() } else { pixels.take() };
+        let seq = t.stats.tracking_frames.fetch_add(1, Ordering::Relaxed);
+        let f = TrackingFrame { width, height, pixels: px.unwrap_or_default(), rtp_timestamp, seq, decoded_at: Instant::now() };
+        t.frames.send_replace(Some(Arc::new(f)));
+        *last_tracking_ts = Some(rtp_timestamp);
+    }
+    if let (true, Some(pixels)) = (sample_due, pixels) {
+        want.store(false, Ordering::Relaxed);
+        let snapshot = snap.swap(false, Ordering::Relaxed);
+        match frames_tx.try_send(LumaFrame { width, height, pixels, snapshot, arrived: started }) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+        }
+    }
+    true
+}
+
 /// True when a frame with RTP timestamp `ts` is due for tracking, the last delivered
 /// having `last`, at `fps`: at least 90 % of a period of media time later (so 30 fps
 /// video gives exactly every third frame at 10 fps), or earlier (a new stream).
@@ -313,21 +356,9 @@ pub fn tap(track: Arc<Published>, every: Option<Duration>, tracking: Option<Trac
                 synced.store(true, Ordering::Relaxed);
             }
             let Some((width, height, pixels)) = decoded else { continue };
-            let mut pixels = Some(pixels);
-            if let (true, Some(t)) = (track_due, &tracking) {
-                let px = if sample_due { pixels.clone() } else { pixels.take() };
-                let seq = t.stats.tracking_frames.fetch_add(1, Ordering::Relaxed);
-                let f = TrackingFrame { width, height, pixels: px.unwrap_or_default(), rtp_timestamp: ts, seq, decoded_at: Instant::now() };
-                t.frames.send_replace(Some(Arc::new(f)));
-                last_tracking_ts = Some(ts);
-            }
-            if let (true, Some(pixels)) = (sample_due, pixels) {
-                want.store(false, Ordering::Relaxed);
-                let snapshot = snap.swap(false, Ordering::Relaxed);
-                match frames_tx.try_send(LumaFrame { width, height, pixels, snapshot, arrived: started }) {
-                    Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
-                }
+            let picture = Decoded { width, height, pixels, rtp_timestamp: ts, started };
+            if !deliver(picture, track_due, sample_due, tracking.as_ref(), &want, &snap, &frames_tx, &mut last_tracking_ts) {
+                return;
             }
         }
     });

@@ -19,7 +19,7 @@ use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 
-use super::frames::{is_gap, tracking_due, LumaFrame, TrackingFrame, TrackingLink};
+use super::frames::{deliver, is_gap, tracking_due, Decoded, LumaFrame, TrackingLink};
 
 /// Payload type this server negotiates for H.264.
 pub const H264_PT: u8 = 102;
@@ -182,21 +182,9 @@ pub(super) fn run(
             synced.store(true, Ordering::Relaxed);
         }
         let Some((width, height, pixels)) = decoded else { continue };
-        let mut pixels = Some(pixels);
-        if let (true, Some(t)) = (track_due, &tracking) {
-            let px = if sample_due { pixels.clone() } else { pixels.take() };
-            let seq = t.stats.tracking_frames.fetch_add(1, Ordering::Relaxed);
-            let f = TrackingFrame { width, height, pixels: px.unwrap_or_default(), rtp_timestamp: ts, seq, decoded_at: Instant::now() };
-            t.frames.send_replace(Some(Arc::new(f)));
-            last_tracking_ts = Some(ts);
-        }
-        if let (true, Some(pixels)) = (sample_due, pixels) {
-            want.store(false, Ordering::Relaxed);
-            let snapshot = snap.swap(false, Ordering::Relaxed);
-            match frames_tx.try_send(LumaFrame { width, height, pixels, snapshot, arrived: started }) {
-                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-            }
+        let picture = Decoded { width, height, pixels, rtp_timestamp: ts, started };
+        if !deliver(picture, track_due, sample_due, tracking.as_ref(), &want, &snap, &frames_tx, &mut last_tracking_ts) {
+            return;
         }
     }
 }
