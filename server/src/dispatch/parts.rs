@@ -396,19 +396,7 @@ pub async fn reserve_in(
             if took == 0 {
                 continue;
             }
-            let id = uuid::Uuid::now_v7().to_string();
-            sqlx::query(
-                "INSERT INTO part_reservations (id, work_order_id, warehouse_id, sku, quantity, status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'reserved', $6, $6)",
-            )
-            .bind(&id)
-            .bind(work_order.to_string())
-            .bind(&w.id)
-            .bind(&want.sku)
-            .bind(take)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            let id = insert_reservation(conn, work_order, &w.id, &want.sku, take, "reserved", now).await?;
             check_alert_in(conn, &w.id, &want.sku).await?;
             lines.push(PartLine { reservation_id: id, warehouse: w.code.clone(), sku: want.sku.clone(), quantity: take });
             remaining -= take;
@@ -418,6 +406,34 @@ pub async fn reserve_in(
         }
     }
     Ok((lines, shortages))
+}
+
+/// Records a reservation line (`reserved`, or `consumed` for the used part of a split
+/// one); returns its id.
+async fn insert_reservation(
+    conn: &mut AnyConnection,
+    work_order: WorkOrderId,
+    warehouse_id: &str,
+    sku: &str,
+    quantity: i64,
+    status: &str,
+    now: UnixMillis,
+) -> Result<String, sqlx::Error> {
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO part_reservations (id, work_order_id, warehouse_id, sku, quantity, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    )
+    .bind(&id)
+    .bind(work_order.to_string())
+    .bind(warehouse_id)
+    .bind(sku)
+    .bind(quantity)
+    .bind(status)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
 }
 
 async fn open_reservations_in(conn: &mut AnyConnection, work_order: WorkOrderId) -> Result<Vec<(String, String, String, String, i64)>, sqlx::Error> {
@@ -480,18 +496,7 @@ pub async fn consume_in(
             sqlx::query("UPDATE part_reservations SET status = 'consumed', updated_at = $2 WHERE id = $1").bind(&id).bind(now).execute(&mut *conn).await?;
         } else {
             sqlx::query("UPDATE part_reservations SET quantity = $2, updated_at = $3 WHERE id = $1").bind(&id).bind(q - take).bind(now).execute(&mut *conn).await?;
-            sqlx::query(
-                "INSERT INTO part_reservations (id, work_order_id, warehouse_id, sku, quantity, status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'consumed', $6, $6)",
-            )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(work_order.to_string())
-            .bind(&wid)
-            .bind(&sku)
-            .bind(take)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            insert_reservation(conn, work_order, &wid, &sku, take, "consumed", now).await?;
         }
         check_alert_in(conn, &wid, &sku).await?;
         consumed.push(PartLine { reservation_id: id, warehouse: code, sku, quantity: take });
