@@ -166,6 +166,31 @@ pub(super) struct Decoded {
     pub started: Instant,
 }
 
+/// Accounts a decode (time, count) and keeps the decoder's sync state: a failed decode
+/// waits for the next keyframe, a decoded keyframe (when `resync`) starts a run of
+/// decodable frames. Returns the picture when the decoder produced one to copy out.
+pub(super) fn decoded_picture(
+    result: Result<Option<(usize, usize, Vec<u8>)>, String>,
+    rtp_timestamp: u32,
+    started: Instant,
+    resync: bool,
+    synced: &AtomicBool,
+    tracking: Option<&TrackingLink>,
+) -> Option<Decoded> {
+    if let Some(t) = tracking {
+        t.stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
+        t.stats.decode_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+    let Ok(decoded) = result else {
+        synced.store(false, Ordering::Relaxed);
+        return None;
+    };
+    if resync {
+        synced.store(true, Ordering::Relaxed);
+    }
+    decoded.map(|(width, height, pixels)| Decoded { width, height, pixels, rtp_timestamp, started })
+}
+
 /// Hands a decoded picture to whoever is due (shared by the VP8 and H.264 threads): the
 /// room's tracking (latest wins) and/or the diagnosis sampler (a snapshot when one was
 /// asked for). Returns false when the sampler's receiver is gone: the thread stops.
@@ -344,19 +369,7 @@ pub fn tap(track: Arc<Published>, every: Option<Duration>, tracking: Option<Trac
             let started = Instant::now();
             let decoded = dec.decode(&frame, track_due || sample_due);
             frame.clear();
-            if let Some(t) = &tracking {
-                t.stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
-                t.stats.decode_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            }
-            let Ok(decoded) = decoded else {
-                synced.store(false, Ordering::Relaxed);
-                continue;
-            };
-            if key && fps > 0 {
-                synced.store(true, Ordering::Relaxed);
-            }
-            let Some((width, height, pixels)) = decoded else { continue };
-            let picture = Decoded { width, height, pixels, rtp_timestamp: ts, started };
+            let Some(picture) = decoded_picture(decoded, ts, started, key && fps > 0, &synced, tracking.as_ref()) else { continue };
             if !deliver(picture, track_due, sample_due, tracking.as_ref(), &want, &snap, &frames_tx, &mut last_tracking_ts) {
                 return;
             }

@@ -19,7 +19,7 @@ use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 
-use super::frames::{deliver, is_gap, tracking_due, Decoded, LumaFrame, TrackingLink};
+use super::frames::{decoded_picture, deliver, is_gap, tracking_due, LumaFrame, TrackingLink};
 
 /// Payload type this server negotiates for H.264.
 pub const H264_PT: u8 = 102;
@@ -170,19 +170,7 @@ pub(super) fn run(
         let started = Instant::now();
         let decoded = decode(&mut dec, &au, track_due || sample_due);
         au.clear();
-        if let Some(t) = &tracking {
-            t.stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
-            t.stats.decode_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        }
-        let Ok(decoded) = decoded else {
-            synced.store(false, Ordering::Relaxed);
-            continue;
-        };
-        if key && fps > 0 {
-            synced.store(true, Ordering::Relaxed);
-        }
-        let Some((width, height, pixels)) = decoded else { continue };
-        let picture = Decoded { width, height, pixels, rtp_timestamp: ts, started };
+        let Some(picture) = decoded_picture(decoded, ts, started, key && fps > 0, &synced, tracking.as_ref()) else { continue };
         if !deliver(picture, track_due, sample_due, tracking.as_ref(), &want, &snap, &frames_tx, &mut last_tracking_ts) {
             return;
         }
