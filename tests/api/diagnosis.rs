@@ -209,6 +209,17 @@ async fn a_model_that_does_not_match_its_manifest_is_refused_at_start_up_naming_
     let d = copy_model("bearing-cwru", &tmp.0.join("e"));
     edit(&d, &|v| v["colour"] = json!("red"));
     assert!(load_err(d).contains("colour"));
+    // An outlier threshold without its output, and an output the graph does not have.
+    let d = copy_model("bearing-cwru", &tmp.0.join("g"));
+    edit(&d, &|v| v["thresholds"]["max_outlier_probability"] = json!(0.5));
+    assert!(load_err(d).contains("outlier_probability"));
+    let d = copy_model("bearing-cwru", &tmp.0.join("h"));
+    edit(&d, &|v| {
+        v["thresholds"]["max_outlier_probability"] = json!(0.5);
+        v["outputs"]["outlier_probability"] = json!({"name": "outlier_probability", "dtype": "float32", "shape": [-1]});
+    });
+    let e = load_err(d);
+    assert!(e.contains("model.onnx") && e.contains("no output `outlier_probability`"), "{e}");
     // The server refuses to start on a bad extra model directory.
     let bad = copy_model("bearing-cwru", &tmp.0.join("f"));
     edit(&bad, &|v| v["input"]["shape"] = json!([-1, 45]));
@@ -287,6 +298,9 @@ async fn the_rust_pipeline_matches_python_onnxruntime_on_the_same_inputs() {
         let out = img_model.infer(x, 1, None).await.unwrap();
         close(&out.probabilities, &reference["probabilities"], 1e-4, "probabilities");
         close(out.ood_distance.as_ref().unwrap(), &reference["ood_distance"], 1e-3, "ood distance");
+        if let Some(outlier) = &out.outlier_probability {
+            close(outlier, &reference["outlier_probability"], 1e-4, "outlier probability");
+        }
     }
     // Vibration: features in Rust vs numpy, then the model.
     let vib = reg.for_task(Task::BearingFaultVibration).unwrap();

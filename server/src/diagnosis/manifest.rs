@@ -47,6 +47,10 @@ pub struct Thresholds {
     pub min_confidence: f32,
     #[serde(default)]
     pub max_ood_distance: Option<f32>,
+    /// The frame is `unknown` above this probability of being an outlier (a detector
+    /// trained with outlier exposure; see models/surface-neu/MODEL_CARD.md).
+    #[serde(default)]
+    pub max_outlier_probability: Option<f32>,
 }
 
 /// Envelope-order features of a vibration window (see models/training/bearing_features.py).
@@ -117,9 +121,11 @@ pub struct Manifest {
     pub model_path: PathBuf,
     pub sha256: String,
     pub input: TensorSpec,
-    /// The `probabilities` output, and `ood_distance` where the model has one.
+    /// The `probabilities` output, and `ood_distance` and `outlier_probability` where
+    /// the model has them.
     pub probabilities: TensorSpec,
     pub ood_distance: Option<TensorSpec>,
+    pub outlier_probability: Option<TensorSpec>,
     pub preprocessing: Preprocessing,
     pub labels: Vec<Label>,
     pub thresholds: Thresholds,
@@ -160,7 +166,15 @@ impl Manifest {
         if ood_distance.is_some() != raw.thresholds.max_ood_distance.is_some() {
             return Err(invalid(&path, "outputs.ood_distance and thresholds.max_ood_distance go together"));
         }
-        if let Some(extra) = raw.outputs.keys().find(|k| *k != "probabilities" && *k != "ood_distance") {
+        let outlier_probability = raw.outputs.get("outlier_probability").cloned();
+        if outlier_probability.is_some() != raw.thresholds.max_outlier_probability.is_some() {
+            return Err(invalid(&path, "outputs.outlier_probability and thresholds.max_outlier_probability go together"));
+        }
+        if raw.thresholds.max_outlier_probability.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            return Err(invalid(&path, "thresholds.max_outlier_probability must be within 0..=1"));
+        }
+        const ROLES: [&str; 3] = ["probabilities", "ood_distance", "outlier_probability"];
+        if let Some(extra) = raw.outputs.keys().find(|k| !ROLES.contains(&k.as_str())) {
             return Err(invalid(&path, format!("outputs.{extra} is not a known output role")));
         }
         let pre_err = |e: serde_json::Error| invalid(&path, format!("preprocessing: {e}"));
@@ -204,6 +218,7 @@ impl Manifest {
             input: raw.input,
             probabilities,
             ood_distance,
+            outlier_probability,
             preprocessing,
             labels: raw.labels,
             thresholds: raw.thresholds,

@@ -68,8 +68,29 @@ pub enum DiagnoseError {
     WrongModel(String),
 }
 
-fn verdict(model: &Model, probs: &[f32], ood: Option<f32>) -> ModelVerdict {
+/// The out-of-distribution scores of one input, where the model has them.
+#[derive(Clone, Copy, Debug, Default)]
+struct OodScores {
+    /// Distance to the nearest known class (Mahalanobis).
+    distance: Option<f32>,
+    /// Probability that the input is an outlier (outlier-exposure detector).
+    outlier: Option<f32>,
+}
+
+impl OodScores {
+    fn first(out: &registry::Outputs) -> OodScores {
+        OodScores {
+            distance: out.ood_distance.as_ref().and_then(|d| d.first().copied()),
+            outlier: out.outlier_probability.as_ref().and_then(|d| d.first().copied()),
+        }
+    }
+}
+
+/// Ranks the hypotheses and applies the manifest's thresholds: an input that looks like
+/// nothing the model was trained on, or whose top probability is too low, is `unknown`.
+fn verdict(model: &Model, probs: &[f32], ood: OodScores) -> ModelVerdict {
     let m = &model.manifest;
+    let t = &m.thresholds;
     let mut hypotheses: Vec<Hypothesis> = m
         .labels
         .iter()
@@ -78,11 +99,10 @@ fn verdict(model: &Model, probs: &[f32], ood: Option<f32>) -> ModelVerdict {
         .collect();
     hypotheses.sort_by(|a, b| b.probability.total_cmp(&a.probability));
     let top = hypotheses.first().map(|h| h.probability).unwrap_or(0.0);
-    let unknown_reason = match (ood, m.thresholds.max_ood_distance) {
-        (Some(d), Some(max)) if !(d <= max) => Some(format!("the input does not look like anything the model was trained on (distance {d:.1} > {max:.1})")),
-        _ if top < m.thresholds.min_confidence => {
-            Some(format!("the top probability {top:.2} is below the model's threshold {:.2}", m.thresholds.min_confidence))
-        }
+    let unknown_reason = match (ood.outlier.zip(t.max_outlier_probability), ood.distance.zip(t.max_ood_distance)) {
+        (Some((p, max)), _) if !(p <= max) => Some(format!("the input does not look like anything the model was trained on (outlier probability {p:.2} > {max:.2})")),
+        (_, Some((d, max))) if !(d <= max) => Some(format!("the input does not look like anything the model was trained on (distance {d:.1} > {max:.1})")),
+        _ if top < t.min_confidence => Some(format!("the top probability {top:.2} is below the model's threshold {:.2}", t.min_confidence)),
         _ => None,
     };
     ModelVerdict { model: m.name.clone(), model_version: m.version.clone(), hypotheses, unknown: unknown_reason.is_some(), unknown_reason }
@@ -100,8 +120,7 @@ pub async fn diagnose_image(model: Arc<Model>, bytes: bytes::Bytes, max_pixels: 
     .await
     .map_err(|e| InferError::Failed(e.to_string()))??;
     let out = model.infer(tensor, 1, stream).await?;
-    let ood = out.ood_distance.as_ref().and_then(|d| d.first().copied());
-    Ok(verdict(&model, &out.probabilities, ood))
+    Ok(verdict(&model, &out.probabilities, OodScores::first(&out)))
 }
 
 /// Classifies a decoded video frame (its luma plane), for live sessions. `stream` names
@@ -115,8 +134,7 @@ pub async fn diagnose_luma(model: Arc<Model>, frame: image::Gray, stream: String
     }
     let tensor = tokio::task::spawn_blocking(move || image::preprocess(&frame, &p)).await.map_err(|e| InferError::Failed(e.to_string()))?;
     let out = model.infer(tensor, 1, Some(stream)).await?;
-    let ood = out.ood_distance.as_ref().and_then(|d| d.first().copied());
-    Ok(verdict(&model, &out.probabilities, ood))
+    Ok(verdict(&model, &out.probabilities, OodScores::first(&out)))
 }
 
 /// What the telemetry analysis returns besides the verdict: for the console to plot.
@@ -171,5 +189,5 @@ pub async fn diagnose_signal(model: Arc<Model>, signal: telemetry::Signal) -> Re
             *m += v / rows as f32;
         }
     }
-    Ok((verdict(&model, &mean, None), analysis))
+    Ok((verdict(&model, &mean, OodScores::default()), analysis))
 }

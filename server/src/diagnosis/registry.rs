@@ -60,6 +60,7 @@ pub struct Outputs {
     /// Row-major (batch, labels).
     pub probabilities: Vec<f32>,
     pub ood_distance: Option<Vec<f32>>,
+    pub outlier_probability: Option<Vec<f32>>,
 }
 
 struct Job {
@@ -215,7 +216,7 @@ fn validate(session: &Session, m: &Manifest) -> Result<(), RegistryError> {
         return Err(RegistryError::Model { path: path.clone(), message: format!("inputs are {names:?}, the manifest declares one input `{}`", m.input.name) });
     }
     check_outlet(path, "input", inputs[0].dtype(), &m.input)?;
-    for spec in std::iter::once(&m.probabilities).chain(m.ood_distance.as_ref()) {
+    for spec in std::iter::once(&m.probabilities).chain(m.ood_distance.as_ref()).chain(m.outlier_probability.as_ref()) {
         let out = session.outputs().iter().find(|o| o.name() == spec.name).ok_or_else(|| RegistryError::Model {
             path: path.clone(),
             message: format!("has no output `{}` declared in the manifest", spec.name),
@@ -260,10 +261,11 @@ fn run(session: &mut Session, m: &Manifest, input: Vec<f32>, shape: &[i64]) -> R
     };
     let probabilities = take(&m.probabilities.name)?;
     let ood_distance = m.ood_distance.as_ref().map(|o| take(&o.name)).transpose()?;
-    if probabilities.iter().any(|p| !p.is_finite()) {
+    let outlier_probability = m.outlier_probability.as_ref().map(|o| take(&o.name)).transpose()?;
+    if probabilities.iter().chain(outlier_probability.iter().flatten()).any(|p| !p.is_finite()) {
         return Err(InferError::Failed("the model returned a non-finite probability".into()));
     }
-    Ok(Outputs { probabilities, ood_distance })
+    Ok(Outputs { probabilities, ood_distance, outlier_probability })
 }
 
 impl Registry {
