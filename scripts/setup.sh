@@ -68,12 +68,12 @@ PY
 fi
 ln -sfn "onnxruntime-$ONNXRUNTIME_VERSION" .deps/onnxruntime
 
-# Browser-test driver: playwright-core from npm (it drives Debian's Chromium; no browser
-# download).
+# Browser-test peers from npm: playwright-core (it drives Debian's Chromium; no browser
+# download) and whip-whep (medooze's WHIP/WHEP clients, run inside Chromium).
 if [ $want_test -eq 1 ]; then
   stamp=tests/browser/node_modules/.installed-$(sha256sum tests/browser/package.json | cut -c1-16)
   if [ ! -f "$stamp" ]; then
-    echo "setup: installing the browser-test driver (playwright-core) from npm"
+    echo "setup: installing the browser-test peers (playwright-core, whip-whep) from npm"
     (cd tests/browser && npm install --no-audit --no-fund --silent --no-package-lock)
     touch "$stamp"
   fi

@@ -746,6 +746,54 @@ async fn an_independent_peer_aiortc_publishes_over_whip_and_the_expert_sees_it()
     app.stop().await;
 }
 
+/// medooze's `whip-whep` (npm) in Chromium: an independent WHIP client publishes the
+/// customer's camera and an independent WHEP client plays the session
+/// (tests/browser/whip_whep.mjs); our expert peer sees the same camera.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_whip_and_whep_clients_in_chromium_publish_and_play_a_session() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let ready = std::path::Path::new(&chromium).exists() && repo_path("tests/browser/node_modules/whip-whep/whip.js").exists();
+    if !ready {
+        assert!(std::env::var("FIXLINE_REQUIRE_BROWSER").is_err(), "FIXLINE_REQUIRE_BROWSER is set but Chromium or whip-whep is missing");
+        eprintln!("note: Chromium or whip-whep missing (scripts/setup.sh --test); WHIP/WHEP interop test skipped");
+        return;
+    }
+    let app = spawn_app(Backend::Sqlite).await;
+    let (wid, ctoken) = invited_work_order(&app).await;
+    let expert = app.user(fixline::auth::Role::Expert, None).await;
+    let (_cust, mut exp) = running_session(&app, &wid, &ctoken, &expert.token).await;
+    let y4m = app.dir.0.join("camera.y4m");
+    let luma = crate::browser::write_y4m(&y4m);
+    let args = vec![
+        app.base.clone(),
+        format!("{}/api/v1/work-orders/{wid}/whip", app.base),
+        ctoken.clone(),
+        format!("{}/api/v1/work-orders/{wid}/whep", app.base),
+        app.admin_token.clone(),
+        y4m.to_string_lossy().into_owned(),
+        format!("{luma:.1}"),
+        "5".into(),
+    ];
+    let script = repo_path("tests/browser/whip_whep.mjs");
+    let peer = tokio::task::spawn_blocking(move || std::process::Command::new("node").arg(script).args(args).env("CHROMIUM", chromium).output());
+    while exp.expect("tracks_changed").await["tracks"] == 0 {}
+    let viewer = subscribe_any(&mut exp).await;
+    wait_until("the WHIP camera's frames decoded at the expert", 20, || viewer.frames.load(SeqCst) >= 10).await;
+    assert_eq!(*viewer.size.lock().unwrap(), Some((320, 240)));
+    let out = peer.await.unwrap().expect("node runs");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: Value = stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(json!({ "raw": stdout }));
+    assert!(out.status.success() && result["ok"] == true, "WHIP/WHEP in Chromium failed: {result}");
+    assert!(result["whip"]["resource"].as_str().unwrap().starts_with("/api/v1/media/"), "{result}");
+    assert_eq!((result["w"].as_u64(), result["h"].as_u64()), (Some(320), Some(240)), "{result}");
+    // The WHIP client's DELETE took its tracks out of the room.
+    while exp.expect("tracks_changed").await["tracks"] != 0 {}
+    eprintln!("whip/whep interop: {result}");
+    let _ = viewer.pc.close().await;
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn step_cards_and_annotations_reach_the_customer_and_land_in_the_work_order() {
     let app = spawn_app(Backend::Sqlite).await;
