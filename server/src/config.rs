@@ -243,7 +243,7 @@ impl Default for MediaConfig {
     fn default() -> Self {
         Self {
             udp_addrs: vec!["127.0.0.1:0".into()],
-            ice_check_interval_ms: 50,
+            ice_check_interval_ms: 20,
             stun_urls: Vec::new(),
             turn_urls: Vec::new(),
             turn_secret: String::new(),
