@@ -361,24 +361,20 @@ async fn session(base: String, ct: String, et: String, wid: String, experts: usi
     let video = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new("c".into(), "v".into(), "v".into(), RtpCodecKind::Video,
         vec![RTCRtpEncodingParameters { rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() }, codec: media::vp8(), ..Default::default() }])));
     pc.add_track(video.clone() as Arc<dyn TrackLocal>).await.unwrap();
-    let no_trickle = std::env::var("LOAD_NO_TRICKLE").is_ok();
     let tx = cust.tx.clone();
     let mut cands = std::mem::replace(&mut ev.candidates, mpsc::unbounded_channel().1);
     tokio::spawn(async move {
         while let Some(c) = cands.recv().await {
-            if !no_trickle {
-                let _ = tx.send(Message::Text(json!({ "type": "candidate", "leg": "publish", "candidate": c }).to_string().into()));
-            }
+            let _ = tx.send(Message::Text(json!({ "type": "candidate", "leg": "publish", "candidate": c }).to_string().into()));
         }
     });
     let offer = pc.create_offer(None).await.unwrap();
     pc.set_local_description(offer.clone()).await.unwrap();
-    let offer = if no_trickle { media::gathered_local_description(&pc, &mut ev.gathered).await.unwrap() } else { offer };
     let t_offer = Instant::now();
     cust.send(json!({ "type": "publish", "sdp": offer.sdp }));
     let ans = cust.expect("publish_answer").await;
     if std::env::var("LOAD_TRACE").is_ok() {
-        eprintln!("publish_answer after {:?} setup:{}", t_offer.elapsed(), ans["sdp"].as_str().unwrap_or("").lines().find(|l| l.starts_with("a=setup:")).unwrap_or("?"));
+        eprintln!("publish_answer after {:?}", t_offer.elapsed());
         let mut st = ev.state.clone();
         tokio::spawn(async move {
             while st.changed().await.is_ok() {

@@ -19,7 +19,6 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -147,20 +146,6 @@ impl PeerConnectionEventHandler for Handler {
 /// interceptors, no mDNS, bound to the configured addresses. `keyframe_requests_to_app` surfaces inbound
 /// PLI/FIR to the application (needed on the connections the server sends media on).
 pub async fn new_peer(s: &MediaSettings, keyframe_requests_to_app: bool) -> Result<(Arc<dyn PeerConnection>, PeerEvents), MediaError> {
-    build_peer(s, keyframe_requests_to_app, false).await
-}
-
-/// The server's side of a call: like [`new_peer`], but when it answers (publish and WHIP
-/// legs) it takes the DTLS server role (`a=setup:passive`), so the client, which
-/// nominated the ICE pair, starts the handshake once its ICE is up. As DTLS client
-/// the server would send its ClientHello as soon as *its* side of ICE completes: often
-/// before the client's has, and the dropped flight cost a 1 s retransmission in about
-/// half of all session setups (BENCHMARKS.md, live sessions).
-pub async fn new_server_peer(s: &MediaSettings, keyframe_requests_to_app: bool) -> Result<(Arc<dyn PeerConnection>, PeerEvents), MediaError> {
-    build_peer(s, keyframe_requests_to_app, true).await
-}
-
-async fn build_peer(s: &MediaSettings, keyframe_requests_to_app: bool, answer_as_dtls_server: bool) -> Result<(Arc<dyn PeerConnection>, PeerEvents), MediaError> {
     let mut me = MediaEngine::default();
     me.register_codec(RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: VP8_PT, ..Default::default() }, RtpCodecKind::Video)
         .map_err(MediaError::rtc)?;
@@ -174,7 +159,7 @@ async fn build_peer(s: &MediaSettings, keyframe_requests_to_app: bool, answer_as
     if keyframe_requests_to_app {
         reg = reg.with(Slot::from(14_000), KeyframeRequestToApp::default());
     }
-    let mut se = SettingEngineBuilder::new()
+    let se = SettingEngineBuilder::new()
         // mDNS would open a multicast socket: it fails where only `lo` exists, and a
         // server has no use for .local candidates.
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
@@ -185,11 +170,8 @@ async fn build_peer(s: &MediaSettings, keyframe_requests_to_app: bool, answer_as
         // stack's default waits 1 s before nominating such a pair. That wait cost about
         // half of all session setups a full second (BENCHMARKS.md, live sessions). A
         // pair whose check has succeeded is usable: nominate it at once, as browsers do.
-        .with_prflx_acceptance_min_wait(Some(Duration::ZERO));
-    if answer_as_dtls_server {
-        se = se.with_answering_dtls_role(RTCDtlsRole::Server);
-    }
-    let se = se.build();
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        .build();
     let (candidates_tx, candidates) = mpsc::unbounded_channel();
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
     let (gathered_tx, gathered) = watch::channel(false);

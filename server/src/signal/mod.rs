@@ -623,7 +623,7 @@ impl Connection {
         let room = self.room()?;
         let offer = RTCSessionDescription::offer(sdp).map_err(|e| Fail(codes::MALFORMED, format!("bad SDP offer: {e}")))?;
         if self.publish.is_none() {
-            let (pc, mut ev) = media::new_server_peer(&self.state.signal.media, false).await?;
+            let (pc, mut ev) = media::new_peer(&self.state.signal.media, false).await?;
             MediaRoom::prepare_publisher(&pc).await?;
             let (peer, outbox, internal) = (self.peer, self.outbox.clone(), self.internal_tx.clone());
             let hub = self.state.signal.hub.clone();
@@ -693,7 +693,7 @@ impl Connection {
         if let Some(old) = self.subscribe.take() {
             let _ = old.pc.close().await;
         }
-        let (pc, mut ev) = media::new_server_peer(&self.state.signal.media, true).await?;
+        let (pc, mut ev) = media::new_peer(&self.state.signal.media, true).await?;
         let tracks = room.subscribe(self.peer, &pc, ev.state.clone()).await?;
         let offer = pc.create_offer(None).await.map_err(media::MediaError::rtc)?;
         pc.set_local_description(offer).await.map_err(media::MediaError::rtc)?;

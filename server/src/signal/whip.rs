@@ -145,7 +145,7 @@ async fn whip(State(state): State<AppState>, p: Principal, ApiPath(id): ApiPath<
     let offer = sdp_offer(&headers, &body)?;
     let (_, room) = live_room(&state, &p, &id).await?;
     let peer = state.signal.next_peer();
-    let (pc, mut ev) = media::new_server_peer(&state.signal.media, false).await.map_err(media_err)?;
+    let (pc, mut ev) = media::new_peer(&state.signal.media, false).await.map_err(media_err)?;
     MediaRoom::prepare_publisher(&pc).await.map_err(media_err)?;
     let r = room.clone();
     let mut tracks = std::mem::replace(&mut ev.tracks, tokio::sync::mpsc::unbounded_channel().1);
@@ -166,7 +166,7 @@ async fn whep(State(state): State<AppState>, p: Principal, ApiPath(id): ApiPath<
     let offer = sdp_offer(&headers, &body)?;
     let (_, room) = live_room(&state, &p, &id).await?;
     let peer = state.signal.next_peer();
-    let (pc, mut ev) = media::new_server_peer(&state.signal.media, true).await.map_err(media_err)?;
+    let (pc, mut ev) = media::new_peer(&state.signal.media, true).await.map_err(media_err)?;
     let n = room.subscribe(peer, &pc, ev.state.clone()).await.map_err(media_err)?;
     if n == 0 {
         let _ = pc.close().await;
