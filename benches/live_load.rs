@@ -91,6 +91,7 @@ fn settings() -> MediaSettings {
         turn_secret: String::new(),
         turn_ttl_secs: 3600,
         port_range: None,
+        public_ip: None,
     }
 }
 

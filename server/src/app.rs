@@ -94,6 +94,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         turn_secret: config.media.turn_secret.clone(),
         turn_ttl_secs: config.media.turn_ttl_secs,
         port_range: (config.media.udp_port_min != 0).then_some((config.media.udp_port_min, config.media.udp_port_max)),
+        public_ip: config.media.public_ip.parse().ok(),
     };
     let hub = crate::signal::hub::spawn(
         db.clone(),

@@ -237,6 +237,10 @@ pub struct MediaConfig {
     /// any free port.
     pub udp_port_min: u16,
     pub udp_port_max: u16,
+    /// Behind a 1:1 NAT (a cloud VM's elastic or floating IP): the public IPv4 address
+    /// announced in the server's host candidates instead of the bound private one in
+    /// `udp_addrs`. Empty: announce what is bound.
+    pub public_ip: String,
 }
 
 impl Default for MediaConfig {
@@ -250,6 +254,7 @@ impl Default for MediaConfig {
             turn_ttl_secs: 6 * 3600,
             udp_port_min: 0,
             udp_port_max: 0,
+            public_ip: String::new(),
         }
     }
 }
@@ -467,6 +472,9 @@ impl Config {
                 Ok(_) => {}
                 Err(_) => return key("media.udp_addrs", &format!("`{a}` is not host:port")),
             }
+        }
+        if !self.media.public_ip.is_empty() && !self.media.public_ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_ipv4() && !ip.is_unspecified()) {
+            return key("media.public_ip", "must be an IPv4 address such as 203.0.113.7 (or empty)");
         }
         if self.media.ice_check_interval_ms == 0 || self.media.ice_check_interval_ms > 5_000 {
             return key("media.ice_check_interval_ms", "must be between 1 and 5000");

@@ -43,6 +43,7 @@ fn settings() -> MediaSettings {
         turn_secret: String::new(),
         turn_ttl_secs: 3600,
         port_range: None,
+        public_ip: None,
     }
 }
 
@@ -82,8 +83,9 @@ impl Client {
                             if let Some(pc) = pc {
                                 let init: RTCIceCandidateInit = serde_json::from_value(v["candidate"].clone()).unwrap();
                                 let _ = pc.add_ice_candidate(init).await;
+                                continue;
                             }
-                            continue;
+                            // No connection for that leg: the test reads the candidate itself.
                         }
                         let _ = in_tx.send(v);
                     }
@@ -791,6 +793,55 @@ async fn independent_whip_and_whep_clients_in_chromium_publish_and_play_a_sessio
     while exp.expect("tracks_changed").await["tracks"] != 0 {}
     eprintln!("whip/whep interop: {result}");
     let _ = viewer.pc.close().await;
+    app.stop().await;
+}
+
+/// Behind a 1:1 NAT the server binds its private address and announces the public one:
+/// in the publish answer, in trickled candidates and in WHIP answers, with the bound
+/// ports, and never the private address. (No NAT on loopback: this checks what clients
+/// are told; the mapping itself is the NAT's.)
+#[tokio::test]
+async fn behind_a_1to1_nat_the_server_announces_its_public_address_in_every_candidate() {
+    let app = spawn_with(Backend::Sqlite, |c| c.media.public_ip = "203.0.113.7".into()).await;
+    let (wid, ctoken) = invited_work_order(&app).await;
+    let expert = app.user(fixline::auth::Role::Expert, None).await;
+    let (mut cust, _exp) = running_session(&app, &wid, &ctoken, &expert.token).await;
+    let host_candidates = |sdp: &str| -> Vec<String> { sdp.lines().filter(|l| l.contains("candidate:") && l.contains(" typ host")).map(str::to_owned).collect() };
+    let announced = |line: &str| line.contains(" 203.0.113.7 ") && !line.contains("127.0.0.1");
+
+    // Publish: the answer, and the candidates trickled after it.
+    let cam = camera().await;
+    let offer = cam.pc.create_offer(None).await.unwrap();
+    cam.pc.set_local_description(offer.clone()).await.unwrap();
+    cust.send(json!({ "type": "publish", "sdp": offer.sdp }));
+    let answer = cust.expect("publish_answer").await;
+    let answer = answer["sdp"].as_str().unwrap();
+    assert!(!answer.contains("c=IN IP4 127.0.0.1"), "{answer}");
+    let mut seen = host_candidates(answer);
+    while seen.is_empty() {
+        let c = cust.expect("candidate").await;
+        seen.push(c["candidate"]["candidate"].as_str().unwrap().to_owned());
+    }
+    assert!(seen.iter().all(|l| announced(l)), "{seen:?}");
+
+    // WHIP: the answer carries every candidate at once.
+    let whip = camera().await;
+    let offer = whip.pc.create_offer(None).await.unwrap();
+    whip.pc.set_local_description(offer.clone()).await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/work-orders/{wid}/whip", app.base))
+        .bearer_auth(&ctoken)
+        .header("content-type", "application/sdp")
+        .body(offer.sdp)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let answer = r.text().await.unwrap();
+    let hosts = host_candidates(&answer);
+    assert!(!hosts.is_empty() && hosts.iter().all(|l| announced(l)), "{answer}");
+    let _ = cam.pc.close().await;
+    let _ = whip.pc.close().await;
     app.stop().await;
 }
 

@@ -68,6 +68,49 @@ pub struct MediaSettings {
     pub turn_ttl_secs: u64,
     /// Inclusive UDP port range for peer connections; None: any free port.
     pub port_range: Option<(u16, u16)>,
+    /// Behind a 1:1 NAT: the public address announced in place of the bound one in
+    /// every host candidate the server sends (see [`MediaSettings::announce`]).
+    pub public_ip: Option<std::net::IpAddr>,
+}
+
+impl MediaSettings {
+    /// Rewrites the server's host candidates (in an SDP, or one trickled `candidate:`
+    /// line) to announce `public_ip` with the same port, and the `c=` lines with it:
+    /// behind a 1:1 NAT the server binds its private address, and clients must be told
+    /// the public one the NAT maps to it (what Janus calls `nat_1_1_mapping`). Unchanged
+    /// when no public address is set.
+    pub fn announce(&self, sdp: &str) -> String {
+        let Some(ip) = self.public_ip else { return sdp.to_owned() };
+        let ip = ip.to_string();
+        let mut out = String::with_capacity(sdp.len() + 16);
+        for line in sdp.split_inclusive('\n') {
+            let body = line.trim_end_matches(['\r', '\n']);
+            let eol = &line[body.len()..];
+            out.push_str(&announce_line(body, &ip));
+            out.push_str(eol);
+        }
+        out
+    }
+}
+
+/// One SDP line (or a bare trickled candidate): a host candidate gets `ip` as its
+/// address, a `c=IN IP4` line gets `ip`; anything else is kept.
+fn announce_line(line: &str, ip: &str) -> String {
+    let cand = line.strip_prefix("a=").unwrap_or(line);
+    if cand.starts_with("candidate:") {
+        let mut f: Vec<&str> = cand.split(' ').collect();
+        // candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ...
+        if f.len() >= 8 && f[6] == "typ" && f[7] == "host" {
+            f[4] = ip;
+            let rewritten = f.join(" ");
+            return if line.starts_with("a=") { format!("a={rewritten}") } else { rewritten };
+        }
+        return line.to_owned();
+    }
+    if line.starts_with("c=IN IP4 ") && !ip.contains(':') {
+        return format!("c=IN IP4 {ip}");
+    }
+    line.to_owned()
 }
 
 static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -288,7 +331,23 @@ mod tests {
             turn_secret: String::new(),
             turn_ttl_secs: 3600,
             port_range: range,
+            public_ip: None,
         }
+    }
+
+    #[test]
+    fn a_public_address_replaces_the_bound_one_in_host_candidates_only() {
+        let mut s = settings(None);
+        let sdp = "v=0\r\nc=IN IP4 10.0.0.5\r\na=candidate:1 1 udp 2130706431 10.0.0.5 41000 typ host\r\na=candidate:2 1 udp 1694498815 198.51.100.9 5000 typ srflx raddr 10.0.0.5 rport 41000\r\na=mid:0\r\n";
+        assert_eq!(s.announce(sdp), sdp, "unchanged without a public address");
+        s.public_ip = Some("203.0.113.7".parse().unwrap());
+        let out = s.announce(sdp);
+        assert_eq!(
+            out,
+            "v=0\r\nc=IN IP4 203.0.113.7\r\na=candidate:1 1 udp 2130706431 203.0.113.7 41000 typ host\r\na=candidate:2 1 udp 1694498815 198.51.100.9 5000 typ srflx raddr 10.0.0.5 rport 41000\r\na=mid:0\r\n"
+        );
+        // A trickled candidate, without `a=`.
+        assert_eq!(s.announce("candidate:1 1 udp 2130706431 10.0.0.5 41000 typ host generation 0"), "candidate:1 1 udp 2130706431 203.0.113.7 41000 typ host generation 0");
     }
 
     #[test]

@@ -629,9 +629,10 @@ impl Connection {
             let hub = self.state.signal.hub.clone();
             let mut cands = std::mem::replace(&mut ev.candidates, mpsc::unbounded_channel().1);
             let out = outbox.clone();
+            let media = self.state.signal.media.clone();
             tokio::spawn(async move {
                 while let Some(c) = cands.recv().await {
-                    let candidate = Candidate { candidate: c.candidate, sdp_mid: c.sdp_mid, sdp_mline_index: c.sdp_mline_index, username_fragment: c.username_fragment };
+                    let candidate = Candidate { candidate: media.announce(&c.candidate), sdp_mid: c.sdp_mid, sdp_mline_index: c.sdp_mline_index, username_fragment: c.username_fragment };
                     if out.send(ServerMsg::Candidate { leg: Leg::Publish, candidate }).await.is_err() {
                         break;
                     }
@@ -683,7 +684,7 @@ impl Connection {
         let answer = pc.create_answer(None).await.map_err(media::MediaError::rtc)?;
         pc.set_local_description(answer.clone()).await.map_err(media::MediaError::rtc)?;
         self.flush_candidates(Leg::Publish).await;
-        Ok(ServerMsg::PublishAnswer { sdp: answer.sdp })
+        Ok(ServerMsg::PublishAnswer { sdp: self.state.signal.media.announce(&answer.sdp) })
     }
 
     /// A fresh receiving connection with every track the others publish; the server's
@@ -700,7 +701,7 @@ impl Connection {
         let offer = media::gathered_local_description(&pc, &mut ev.gathered).await?;
         self.subscribe = Some(PeerLeg { pc });
         self.subscribed_tracks = Some(tracks);
-        Ok(ServerMsg::SubscribeOffer { sdp: offer.sdp, tracks })
+        Ok(ServerMsg::SubscribeOffer { sdp: self.state.signal.media.announce(&offer.sdp), tracks })
     }
 }
 

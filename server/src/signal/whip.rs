@@ -81,7 +81,7 @@ fn media_err(e: MediaError) -> ApiError {
 
 fn created(state: &AppState, id: uuid::Uuid, answer: RTCSessionDescription) -> Response {
     let location = format!("/api/v1/media/{id}");
-    let mut r = (StatusCode::CREATED, answer.sdp).into_response();
+    let mut r = (StatusCode::CREATED, state.signal.media.announce(&answer.sdp)).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -90,7 +90,6 @@ fn created(state: &AppState, id: uuid::Uuid, answer: RTCSessionDescription) -> R
     if let Ok(v) = HeaderValue::from_str(&format!("\"{id}\"")) {
         h.insert(header::ETAG, v);
     }
-    let _ = state;
     r
 }
 
