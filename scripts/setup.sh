@@ -3,6 +3,7 @@
 #   scripts/setup.sh            runtime needs (ONNX Runtime library)
 #   scripts/setup.sh --test     plus the test peers (PostgreSQL server, Python onnxruntime)
 #   scripts/setup.sh --train    plus the model training requirements
+#   scripts/setup.sh --bench    plus the test peers and Janus (the load tool's reference SFU)
 # Debian packages come from apt, the ONNX Runtime shared library from the official
 # Python wheel (PyPI) into .deps/ (git-ignored). Nothing else is downloaded.
 set -euo pipefail
@@ -10,7 +11,9 @@ cd "$(dirname "$0")/.."
 
 ONNXRUNTIME_VERSION=1.31.1   # matches ort 2.0.0-rc.15 (api-31); keep in step with Cargo.toml
 want_test=0
+want_bench=0
 [ "${1:-}" = "--test" ] && want_test=1
+[ "${1:-}" = "--bench" ] && want_test=1 && want_bench=1
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -33,6 +36,7 @@ if ! command -v cargo >/dev/null; then
 fi
 
 need_deb ca-certificates gcc pkg-config python3 python3-pip python3-venv libvpx-dev
+[ $want_bench -eq 1 ] && need_deb janus
 if [ $want_test -eq 1 ]; then
   need_deb postgresql iproute2 util-linux chromium
   # Node.js and npm: Debian's, unless the machine already has them (e.g. NodeSource's,
@@ -91,5 +95,10 @@ if [ -n "$python_reqs" ]; then
     .deps/venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$python_reqs"
     touch "$stamp"
   fi
+fi
+# The diagnosis benchmark's OpenCV reference (benches/diagnosis_py.py).
+if [ $want_bench -eq 1 ] && ! .deps/venv/bin/python -c "import cv2" 2>/dev/null; then
+  echo "setup: installing OpenCV (the diagnosis benchmark's reference) into .deps/venv"
+  .deps/venv/bin/python -m pip install --quiet --disable-pip-version-check opencv-python-headless==5.0.0.93
 fi
 echo "setup: ok (ONNX Runtime at .deps/onnxruntime/lib)"
