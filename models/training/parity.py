@@ -5,7 +5,8 @@
 
 Runs the Python preprocessing (the one the models were trained with) and Python
 onnxruntime, and prints JSON: the model input, probabilities and, where the model has
-one, the out-of-distribution distance. The Rust pipeline must give the same numbers.
+them, the out-of-distribution distance and the outlier probability. The Rust pipeline
+must give the same numbers.
 """
 
 import json
@@ -36,11 +37,11 @@ def main():
         fs, rpm, first, n = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
         sig = np.fromfile(sys.argv[2], "<f4")
         x = np.stack([bf.features(sig[(first + i) * bf.WINDOW : (first + i + 1) * bf.WINDOW], fs, rpm) for i in range(n)])
-    names = [manifest["outputs"][k]["name"] for k in ("probabilities", "ood_distance") if k in manifest["outputs"]]
-    outs = s.run(names, {manifest["input"]["name"]: x})
-    result = {"input": x.reshape(-1).tolist(), "probabilities": outs[0].reshape(-1).tolist()}
-    if len(outs) > 1:
-        result["ood_distance"] = outs[1].reshape(-1).tolist()
+    keys = [k for k in ("probabilities", "ood_distance", "outlier_probability") if k in manifest["outputs"]]
+    outs = s.run([manifest["outputs"][k]["name"] for k in keys], {manifest["input"]["name"]: x})
+    result = {"input": x.reshape(-1).tolist()}
+    for k, o in zip(keys, outs):
+        result[k] = o.reshape(-1).tolist()
     print(json.dumps(result))
 
 

@@ -69,6 +69,32 @@ async fn held_out_defect_photos_are_recognised_and_a_smooth_frame_is_unknown() {
     app.stop().await;
 }
 
+/// Ordinary camera frames (a person, a cat, a cup of coffee) are no steel defect: the
+/// outlier detector calls them `unknown`. (Two of the three pass the older Mahalanobis
+/// check alone, which is why the detector exists.)
+#[tokio::test]
+async fn ordinary_photos_are_unknown_not_a_defect() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.admin_token.clone();
+    let customer = app.customer("key").await;
+    let wo = app.work_order(&customer, "P2").await;
+    let id = wo["id"].as_str().unwrap();
+    for name in ["astronaut", "chelsea", "coffee"] {
+        let bytes = std::fs::read(repo_path(&format!("tests/fixtures/ordinary/{name}.jpg"))).unwrap();
+        let r = app.raw(Method::POST, &format!("/api/v1/work-orders/{id}/evidence?kind=photo"), Some(&t), "image/jpeg", bytes).await.ok();
+        let d = &r["diagnosis"];
+        assert_eq!(d["unknown"], true, "{name}: {d}");
+        assert!(d["unknown_reason"].as_str().unwrap().contains("outlier probability"), "{name}: {d}");
+    }
+    // None of them counts in the fused diagnosis (listed for reference, confidence 0).
+    let d = app.get(&format!("/api/v1/work-orders/{id}/diagnosis"), &t).await.ok();
+    for h in d["hypotheses"].as_array().unwrap() {
+        assert_eq!(h["confidence"].as_f64(), Some(0.0), "{d}");
+        assert!(h["evidence"].as_array().unwrap().iter().all(|e| e["counted"] == false), "{d}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn vibration_recordings_are_diagnosed_by_fault_type_in_every_upload_format() {
     let app = spawn_app(Backend::Sqlite).await;
