@@ -2,14 +2,15 @@
 // by an author of the WHIP RFC), not our code. One page publishes the fake camera into
 // the session over WHIP; a second, in another browser context, plays the session over
 // WHEP and checks the picture against the source.
-//   node whip_whep.mjs <base url> <whip url> <whip token> <whep url> <whep token> <y4m file> <expected mean luma> <seconds to keep publishing>
+//   node whip_whep.mjs <base url> <whip url> <whip token> <whep url> <whep token> <y4m file> <expected mean luma> <release file>
+// It keeps publishing until the test creates <release file> (at most 60 s), then ends both.
 // Prints one JSON line with what it saw; exits non-zero on the first failed step.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [base, whipUrl, whipToken, whepUrl, whepToken, y4m, expectedLuma, holdSeconds] = process.argv.slice(2);
+const [base, whipUrl, whipToken, whepUrl, whepToken, y4m, expectedLuma, releaseFile] = process.argv.slice(2);
 const out = {};
 const step = (name) => (out.step = name);
 const require = createRequire(import.meta.url);
@@ -99,7 +100,10 @@ try {
   if (Math.abs(pixels.meanLuma - Number(expectedLuma)) > 20) throw new Error(`mean luma ${pixels.meanLuma} vs source ${expectedLuma}`);
 
   step("keep publishing while the test checks the expert's side");
-  await publisher.waitForTimeout(Number(holdSeconds) * 1000);
+  for (let waited = 0; !existsSync(releaseFile); waited += 100) {
+    if (waited > 60_000) throw new Error("the test never released the publisher");
+    await publisher.waitForTimeout(100);
+  }
 
   step("both clients end their resources (DELETE)");
   await viewer.evaluate(() => window.whep.stop());
