@@ -1425,7 +1425,8 @@ async fn subscribe_h264(client: &mut Client) -> (Arc<dyn PeerConnection>, Arc<At
                             None => None,
                         };
                         if mime.is_some_and(|m| m.eq_ignore_ascii_case("video/H264")) {
-                            }
+                            pk.fetch_add(1, SeqCst);
+                        }
                         if let Ok(b) = depack.depacketize(&p.payload) {
                             au.extend_from_slice(&b);
                         }
